@@ -1,0 +1,28 @@
+# Faster R-CNN + FPN on ReXNet x1.0 (paper Table 7 setting: 1200x800 input, all BN frozen).
+# From MMDetection's reference recipe (unchanged here): 1x schedule (12 epochs), SGD lr 0.02 for
+# 16 images (8 GPUs x 2), RandomFlip, frozen stem + stage 1 (frozen_stages=1, as the R50 recipe).
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='ReXNet',
+        widen_factor=1.0,
+        out_indices=(1, 2, 3, 5),  # C2-C5: blocks 2, 4, 10, 15 (strides 4-32)
+        frozen_stages=1,
+        norm_cfg=dict(type='BN', requires_grad=False),  # paper: all BN frozen
+        norm_eval=True,
+        # ImageNet weights (official ReXNet-1.0, timm's release); or a local path.
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/rwightman/pytorch-image-models/releases/download/'
+            'v0.1-rexnet/rexnetv1_100-1b4dddf4.pth')),
+    neck=dict(in_channels=[38, 61, 128, 185]))
+
+# Paper: 1200x800 input (MMDetection's default is 1333x800).
+train_pipeline = [dict(t, scale=(1200, 800)) if t.type == 'Resize' else t for t in _base_.train_pipeline]
+test_pipeline = [dict(t, scale=(1200, 800)) if t.type == 'Resize' else t for t in _base_.test_pipeline]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

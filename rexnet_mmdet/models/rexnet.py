@@ -1,0 +1,218 @@
+"""The ReXNet-v1 backbone for MMDetection."""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmdet.registry import MODELS
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .blocks import LinearBottleneck, build_final_conv, build_stem
+from .channels import (EXPANSION_TAP, FINAL_TAP, NUM_TAPS, STAGE_DEPTHS, TapSpec, block_settings,
+                       check_widen_factor, final_channels, stem_channels, tap_specs)
+
+#: frozen_stages: -1 nothing, 0 the stem, k in 1..6 the stem and stages 1..k, 7 also the final conv.
+MAX_FROZEN_STAGES = len(STAGE_DEPTHS) + 1
+
+
+@MODELS.register_module()
+class ReXNet(BaseModule):
+    """ReXNet-v1 backbone ("Rethinking Channel Dimensions for Efficient Model Design", CVPR 2021).
+
+    Computes exactly what the official ReXNet-v1 computes and loads its ImageNet weights
+    (official, timm and this project's formats; see :mod:`rexnet_mmdet.checkpoint`).
+
+    Args:
+        widen_factor: width multiplier ``w`` (any positive number; published: 0.9, 1.0, 1.3,
+            1.5, 2.0, 2.2, 3.0). Channels follow the linear rule in :mod:`.channels`.
+        out_indices: feature points to return, numbered in the order they are computed:
+            0 block 0 (stride 2) · 1 block 2 (C2, /4) · 2 block 4 (C3, /8) · 3 block 10 (C4, /16) ·
+            4 block 11's 1x1 expansion after SiLU (/16, the SSDLite tap) · 5 block 15 (C5, /32) ·
+            6 the final 1x1 conv, ``int(1280 * w)`` channels, with norm and SiLU (/32).
+            FPN detectors use ``(1, 2, 3, 5)``, SSDLite ``(4, 6)``. Nothing past the last
+            requested tap is built.
+        frozen_stages: -1 freezes nothing; 0 the stem; k in 1..6 the stem and stages 1..k
+            (stage depths 1, 2, 2, 3, 3, 5 blocks); 7 also the final conv. Frozen layers get no
+            gradient and their norm layers stay in eval mode through ``model.train()``.
+        norm_cfg: norm layers (``BN``, ``SyncBN``, ``GN`` ...).
+        norm_eval: keep every BatchNorm (incl. SyncBN) in eval mode during training.
+        with_cp: gradient checkpointing, block by block, when training.
+        drop_path_rate: stochastic depth, growing linearly over the blocks up to this rate.
+        block_channels: explicit output channels of the 16 blocks instead of the linear rule.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads ImageNet weights in
+            the official, timm or this project's format (classifier dropped).
+
+    Input: ``(N, 3, H, W)``. Output: a tuple of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` tensors,
+    one per ``out_indices`` entry, with channels and strides given by :meth:`output_shape`.
+    """
+
+    def __init__(self,
+                 widen_factor: float = 1.0,
+                 out_indices: Sequence[int] = (1, 2, 3, 5),
+                 frozen_stages: int = -1,
+                 norm_cfg: dict = dict(type='BN', requires_grad=True),
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 drop_path_rate: float = 0.0,
+                 block_channels: Optional[Sequence[int]] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+        self.widen_factor = check_widen_factor(widen_factor)
+        self.out_indices = self._check_out_indices(out_indices)
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
+                or not -1 <= frozen_stages <= MAX_FROZEN_STAGES:
+            raise ValueError(f'frozen_stages must be an int in [-1, {MAX_FROZEN_STAGES}] (-1 none, 0 stem, '
+                             f'1-6 stem and stages 1..k, 7 also the final conv), got {frozen_stages!r}')
+        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
+        self._pretrained = self._pretrained_path(init_cfg)
+        if init_cfg is None:
+            init_cfg = [dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
+                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+        super().__init__(init_cfg=init_cfg)
+        self.frozen_stages = frozen_stages
+        self.norm_cfg = norm_cfg
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.block_channels = None if block_channels is None else list(block_channels)
+
+        self.settings = block_settings(self.widen_factor, self.block_channels)
+        self._taps = tap_specs(self.widen_factor, self.block_channels)
+        self._check_norm(norm_cfg)
+        last = max(self.out_indices)
+        last_block = self._taps[last].block  # 16 means the final conv
+        num_blocks = min(last_block, len(self.settings) - 1) + 1
+
+        self.stem = build_stem(stem_channels(self.widen_factor), norm_cfg)
+        blocks = []
+        for s in self.settings[:num_blocks]:
+            rate = drop_path_rate * s.index / (len(self.settings) - 1)
+            expansion_only = last == EXPANSION_TAP and s.index == last_block
+            blocks.append(LinearBottleneck(s, norm_cfg, rate, expansion_only=expansion_only))
+        self.blocks = nn.ModuleList(blocks)
+        if last == FINAL_TAP:
+            self.final_conv = build_final_conv(self.settings[-1].out_channels,
+                                               final_channels(self.widen_factor), norm_cfg)
+        else:
+            self.final_conv = None
+        # Block index -> tap index, for taps that are block outputs.
+        self._block_taps = {self._taps[i].block: i for i in self.out_indices
+                            if i not in (EXPANSION_TAP, FINAL_TAP)}
+        self._freeze_stages()
+
+    # ----------------------------------------------------------------- contract
+    @staticmethod
+    def _check_out_indices(out_indices) -> Tuple[int, ...]:
+        allowed = f'integers in [0, {NUM_TAPS - 1}] (0 block0 /2, 1 C2 /4, 2 C3 /8, 3 C4 /16, ' \
+                  f'4 stride-16 expansion, 5 C5 /32, 6 final conv /32)'
+        if isinstance(out_indices, int) or not isinstance(out_indices, Sequence):
+            raise ValueError(f'out_indices must be a sequence of {allowed}, got {out_indices!r}')
+        indices = tuple(out_indices)
+        if not indices:
+            raise ValueError(f'out_indices is empty; give one or more {allowed}')
+        bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < NUM_TAPS]
+        if bad:
+            raise ValueError(f'out_indices {indices} has {bad} out of range; allowed: {allowed}')
+        if len(set(indices)) != len(indices):
+            raise ValueError(f'out_indices {indices} repeats an index; each tap may appear once')
+        if list(indices) != sorted(indices):
+            raise ValueError(f'out_indices {indices} must be in increasing order (the order the '
+                             f'network computes them), e.g. {tuple(sorted(indices))}')
+        return indices
+
+    @staticmethod
+    def _pretrained_path(init_cfg) -> Optional[str]:
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            if not init_cfg.get('checkpoint'):
+                raise ValueError("init_cfg=dict(type='Pretrained') needs checkpoint=PATH_OR_URL")
+            return init_cfg['checkpoint']
+        return None
+
+    def _check_norm(self, norm_cfg: dict) -> None:
+        if norm_cfg.get('type') != 'GN':
+            return
+        groups = norm_cfg.get('num_groups')
+        widths = {c for s in self.settings for c in (s.in_channels, s.hidden_channels,
+                                                      s.out_channels, s.se_channels)}
+        widths |= {stem_channels(self.widen_factor), final_channels(self.widen_factor)}
+        bad = sorted(c for c in widths if not groups or c % groups)
+        if bad:
+            raise ValueError(f'GN with num_groups={groups} cannot normalise ReXNet layers of {bad[:6]} '
+                             f'channels (not divisible); ReXNet channel counts are not multiples of '
+                             f'common group sizes: use num_groups=1, or BN/SyncBN')
+
+    def output_shape(self) -> List[TapSpec]:
+        """Name, channels and stride of each output, in ``out_indices`` order (no forward pass)."""
+        return [self._taps[i] for i in self.out_indices]
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        return tuple(t.channels for t in self.output_shape())
+
+    # ------------------------------------------------------------------ forward
+    def _run(self, fn, *args):
+        # Recompute activations in backward instead of storing them (training only).
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f'ReXNet expects images of shape (N, 3, H, W), got {tuple(x.shape)}; '
+                             f'convert grayscale images to 3 channels (e.g. color_type="color" when loading)')
+        outs = {}
+        x = self._run(self.stem, x)
+        for i, block in enumerate(self.blocks):
+            if block.expansion_only or (i == self._taps[EXPANSION_TAP].block
+                                        and EXPANSION_TAP in self.out_indices):
+                expanded = self._run(block.expand, x)
+                outs[EXPANSION_TAP] = expanded
+                if block.expansion_only:
+                    break
+                x = self._run(block.forward_expanded, x, expanded)
+            else:
+                x = self._run(block, x)
+            tap = self._block_taps.get(i)
+            if tap is not None:
+                outs[tap] = x
+        if self.final_conv is not None:
+            outs[FINAL_TAP] = self._run(self.final_conv, x)
+        return tuple(outs[i] for i in self.out_indices)
+
+    # ------------------------------------------------------------ train / freeze
+    def _stage_modules(self, stage: int) -> List[nn.Module]:
+        if stage == 0:
+            return [self.stem]
+        if stage == MAX_FROZEN_STAGES:
+            return [self.final_conv] if self.final_conv is not None else []
+        return [b for b in self.blocks if b.setting.stage == stage]
+
+    def _freeze_stages(self) -> None:
+        for stage in range(self.frozen_stages + 1):
+            for module in self._stage_modules(stage):
+                module.eval()
+                for p in module.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'ReXNet':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self) -> None:
+        if self._pretrained is None:
+            super().init_weights()
+            print_log('=' * 78 + '\nReXNet backbone (widen_factor=%g) starts from RANDOM weights: no '
+                      "init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from scratch falls far "
+                      'short of the paper; see README "ImageNet weights".\n' % self.widen_factor + '=' * 78,
+                      logger='current', level=30)
+            return
+        from ..checkpoint import load_backbone_weights
+        load_backbone_weights(self, self._pretrained)
+        self._is_init = True

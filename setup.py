@@ -1,0 +1,15 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='rexnet_mmdet',
+    version='0.1.0',
+    description='ReXNet backbone and detectors for MMDetection 3.x',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(include=['rexnet_mmdet', 'rexnet_mmdet.*']),
+    python_requires='>=3.8',
+    install_requires=['torch', 'mmcv>=2.0.0rc4,<2.2.0', 'mmengine>=0.7.1,<1.0.0', 'mmdet>=3.0.0,<3.4.0'],
+    extras_require={'tests': ['pytest', 'pycocotools'],
+                    'tools': ['matplotlib', 'safetensors', 'onnx', 'onnxruntime']},
+    license='Apache-2.0',
+)
