@@ -20,6 +20,7 @@ model = dict(
             'v0.1-rexnet/rexnetv1_100-1b4dddf4.pth')),
     neck=dict(in_channels=(768, 1280), out_channels=(768, 1280, 512, 256, 256, 128)),
     bbox_head=dict(
+        type='SSDLiteHead',  # SSDHead, fixed to predict under MMDetection 3.3
         in_channels=(768, 1280, 512, 256, 256, 128),
         anchor_generator=dict(
             type='SSDLiteAnchorGenerator',

@@ -1,9 +1,10 @@
-"""SSDLite anchors with the lowest level reduced to three boxes."""
+"""SSDLite pieces: anchors with the lowest level reduced to three boxes, and a head that predicts."""
 from typing import List
 
 import torch
+from mmdet.models.dense_heads import SSDHead
 from mmdet.models.task_modules.prior_generators import SSDAnchorGenerator
-from mmdet.registry import TASK_UTILS
+from mmdet.registry import MODELS, TASK_UTILS
 
 
 @TASK_UTILS.register_module()
@@ -30,3 +31,18 @@ class SSDLiteAnchorGenerator(SSDAnchorGenerator):
         lowest = anchors[0]
         anchors[0] = torch.cat([lowest[:1], lowest[2:]], dim=0)
         return anchors
+
+
+@MODELS.register_module()
+class SSDLiteHead(SSDHead):
+    """:class:`SSDHead` that also predicts under MMDetection 3.3.
+
+    MMDetection 3.3's shared prediction path reads ``self.loss_cls``, which ``SSDHead`` never sets
+    (its loss is written out inline), so every SSD evaluation fails with "'SSDHead' object has no
+    attribute 'loss_cls'" (open-mmlab/mmdetection#11063). Same arguments and weights as ``SSDHead``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # No separate classification loss module: scores are a softmax (use_sigmoid_cls is False).
+        self.loss_cls = None
