@@ -100,6 +100,8 @@ class ReXNet(BaseModule):
         self._block_taps = {self._taps[i].block: i for i in self.out_indices
                             if i not in (EXPANSION_TAP, FINAL_TAP)}
         self._freeze_stages()
+        self._deployed = False  # set by rexnet_mmdet.deploy.optimize_for_inference
+        self._channels_last = False
 
     # ----------------------------------------------------------------- contract
     @staticmethod
@@ -161,6 +163,8 @@ class ReXNet(BaseModule):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f'ReXNet expects images of shape (N, 3, H, W), got {tuple(x.shape)}; '
                              f'convert grayscale images to 3 channels (e.g. color_type="color" when loading)')
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         outs = {}
         x = self._run(self.stem, x)
         for i, block in enumerate(self.blocks):
@@ -195,7 +199,15 @@ class ReXNet(BaseModule):
                 for p in module.parameters():
                     p.requires_grad = False
 
+    def set_inference_mode(self, channels_last: bool) -> None:
+        """Mark the backbone as prepared for inference (norms folded); see ``optimize_for_inference``."""
+        self._deployed = True
+        self._channels_last = channels_last
+
     def train(self, mode: bool = True) -> 'ReXNet':
+        if mode and self._deployed:
+            raise RuntimeError('this ReXNet was prepared for inference (norm layers folded into convs) and '
+                               'cannot be trained; build a new model to train')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

@@ -1,0 +1,79 @@
+"""The inference path: folded norms and channels-last layout compute what the eager model computes."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import rexnet_mmdet  # noqa: F401
+from rexnet_mmdet.deploy import fold_batchnorm, optimize_for_inference
+from rexnet_mmdet.models import ReXNet
+
+
+def _randomise_norms(model: nn.Module) -> None:
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, _BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+
+
+@pytest.mark.parametrize('channels_last', [True, False])
+@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4, 5, 6), (1, 2, 3, 5)])
+def test_optimized_backbone_matches_eager(channels_last, out_indices):
+    model = ReXNet(widen_factor=1.3, out_indices=out_indices).eval()
+    _randomise_norms(model)
+    fast = optimize_for_inference(copy.deepcopy(model), channels_last=channels_last)
+    assert not any(isinstance(m, _BatchNorm) for m in fast.modules())
+    x = torch.randn(2, 3, 97, 131)
+    with torch.no_grad():
+        ref, out = model(x), fast(x)
+    for a, b in zip(ref, out):
+        assert a.shape == b.shape
+        assert (a - b).abs().max().item() <= 1e-4
+        if channels_last:
+            assert b.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fold_counts_every_norm():
+    model = ReXNet(out_indices=(6,)).eval()
+    norms = sum(isinstance(m, _BatchNorm) for m in model.modules())
+    assert fold_batchnorm(model) == norms == 1 + 2 + 15 * 3 + 13 + 1  # stem, block 0, blocks 1-15, SE, final
+
+
+def test_optimized_detector_predicts_the_same():
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    register_all_modules()
+    cfg = Config.fromfile('configs/faster_rcnn_rexnet_x0.9_fpn.py')
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model).eval()
+    _randomise_norms(model.backbone)
+    fast = optimize_for_inference(copy.deepcopy(model))
+    h, w = 160, 224
+    x = torch.randn(1, 3, h, w)
+    meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), batch_input_shape=(h, w),
+                pad_shape=(h, w))
+    with torch.no_grad():
+        feats_ref, feats = model.extract_feat(x), fast.extract_feat(x)
+        ref = model.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
+        out = fast.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
+    for a, b in zip(feats_ref, feats):
+        assert (a - b).abs().max().item() <= 1e-4
+    top = min(len(ref), len(out), 20)
+    torch.testing.assert_close(out.bboxes[:top], ref.bboxes[:top], atol=1e-2, rtol=1e-3)
+    torch.testing.assert_close(out.scores[:top], ref.scores[:top], atol=1e-4, rtol=1e-3)
+
+
+def test_optimized_model_refuses_training_and_needs_a_rexnet():
+    fast = optimize_for_inference(ReXNet())
+    with pytest.raises(RuntimeError, match='cannot be trained'):
+        fast.train()
+    with pytest.raises(ValueError, match='no ReXNet'):
+        optimize_for_inference(nn.Conv2d(3, 3, 1))
