@@ -30,6 +30,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 py=.venv/bin/python
 pip=("$py" -m pip --disable-pip-version-check)
+# pip, quieter: some machines' pip configs point at local indexes and warn about every package.
+pip_install() { "${pip[@]}" install -q "$@" 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }; }
 
 # Fast path: everything already in place and the package importable with its ops.
 stamp=.venv/.rexnet-mmdet-setup
@@ -44,7 +46,7 @@ fi
 step "installing $TORCH_SPEC and build tools"
 torch_args=("$TORCH_SPEC")
 [ -n "${TORCH_INDEX_URL:-}" ] && torch_args+=(--extra-index-url "$TORCH_INDEX_URL")
-"${pip[@]}" install -q "${torch_args[@]}" "setuptools<80" wheel ninja numpy
+pip_install "${torch_args[@]}" "setuptools<80" wheel ninja numpy
 
 torch_version="$("$py" -c 'import torch; print(torch.__version__)')"
 py_tag="$("$py" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
@@ -73,10 +75,10 @@ else
 fi
 
 step "installing mmcv, mmengine, mmdet and test tools"
-"${pip[@]}" install -q "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl "${STACK[@]}" "${torch_args[@]}"
+pip_install "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl "${STACK[@]}" "${torch_args[@]}"
 
 step "installing rexnet_mmdet (editable)"
-"${pip[@]}" install -q --no-deps --no-build-isolation -e .
+pip_install --no-deps --no-build-isolation -e .
 
 "$py" -c 'import mmcv.ops, mmdet, rexnet_mmdet, torch; print("torch", torch.__version__, "| mmcv", mmcv.__version__, "with ops | mmdet", mmdet.__version__, "| rexnet_mmdet", rexnet_mmdet.__version__)'
 echo "$want" > "$stamp"
