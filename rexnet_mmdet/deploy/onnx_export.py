@@ -1,0 +1,173 @@
+"""ONNX export of the ReXNet backbone, with an ONNX Runtime parity check and timing.
+
+The backbone is exported in eval mode after :func:`~rexnet_mmdet.deploy.optimize_for_inference`
+(BatchNorm folded into the convolutions), by the TorchScript-based exporter of
+``torch.onnx.export`` (``dynamo=False``: the dynamo exporter needs ``onnxscript``). During export
+the blocks' partial residual is written out of place (``torch.cat``), which ONNX can express.
+
+Outputs are named after the taps (``C2``, ``C3``, ``C4``, ``C5``, ``exp16``, ``final_conv``,
+``block0``); the input is ``input``, ``(N, 3, H, W)``, normalised as for training.
+"""
+import os
+import os.path as osp
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+DEFAULT_OPSET = 17
+
+
+def _check_onnx_stack() -> None:
+    missing = []
+    for name in ('onnx', 'onnxruntime'):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ImportError(f'ONNX export needs {" and ".join(missing)}: pip install {" ".join(missing)} '
+                          f'(scripts/setup.sh installs them)')
+
+
+def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[int] = (1, 2, 3, 5),
+                              checkpoint: Optional[str] = None,
+                              block_channels: Optional[Sequence[int]] = None,
+                              optimize: bool = True, seed: int = 0, calibration_size: int = 224) -> nn.Module:
+    """A ReXNet backbone in eval mode, with BatchNorm folded into the convs when ``optimize``.
+
+    Weights: ``checkpoint`` (any format :func:`rexnet_mmdet.checkpoint.load_backbone_weights`
+    reads), else random ones with BatchNorm statistics set on random images of
+    ``calibration_size`` (so that outputs have a trained network's scale and a parity check
+    means something). Channels-last is left
+    off: ONNX has no memory layout, ONNX Runtime picks its own.
+    """
+    import rexnet_mmdet  # noqa: F401  (registers ReXNet)
+    from mmdet.registry import MODELS
+    from rexnet_mmdet.analysis.benchmark import build_backbone
+
+    cfg = dict(type='ReXNet', widen_factor=widen_factor, out_indices=tuple(out_indices),
+               block_channels=None if block_channels is None else list(block_channels), init_cfg=None)
+    if checkpoint:
+        from rexnet_mmdet.checkpoint import load_backbone_weights
+        model = MODELS.build(cfg)
+        load_backbone_weights(model, checkpoint)
+    else:
+        model = build_backbone(cfg, seed=seed, calibration_size=calibration_size)
+    model.eval()
+    if optimize:
+        from rexnet_mmdet.deploy import optimize_for_inference
+        optimize_for_inference(model, channels_last=False)
+    return model
+
+
+def output_names(model: nn.Module) -> List[str]:
+    """The taps' names of a ReXNet (``['C2', 'C3', 'C4', 'C5']`` for out_indices 1, 2, 3, 5)."""
+    return [spec.name for spec in model.output_shape()]
+
+
+def export_backbone(model: nn.Module, path: str, input_size: Tuple[int, int] = (224, 224), batch: int = 1,
+                    dynamic: bool = True, opset: int = DEFAULT_OPSET) -> str:
+    """Write ``model`` (a ReXNet in eval mode) to ``path`` as ONNX.
+
+    Args:
+        input_size: ``(H, W)`` of the example input the graph is traced with.
+        dynamic: batch, height and width as dynamic axes (else the graph fixes them).
+        opset: ONNX opset (17 by default; 13 or more is needed).
+    """
+    _check_onnx_stack()
+    if model.training:
+        raise ValueError('export the model in eval mode (model.eval()): BatchNorm must use its running '
+                         'statistics')
+    if opset < 13:
+        raise ValueError(f'opset {opset} is too old: use 13 or more (default {DEFAULT_OPSET})')
+    names = output_names(model)
+    device = next(model.parameters()).device
+    x = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
+    axes = None
+    if dynamic:
+        axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+        axes.update({n: {0: 'batch', 2: f'{n}_height', 3: f'{n}_width'} for n in names})
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(model, (x,), path, input_names=['input'], output_names=names,
+                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    import onnx
+    onnx.checker.check_model(onnx.load(path))
+    return path
+
+
+def ort_session(path: str, threads: Optional[int] = None, optimization: str = 'all',
+                sequential: bool = True):
+    """An ONNX Runtime CPU session.
+
+    Args:
+        threads: intra-op threads (default: ONNX Runtime's own choice).
+        optimization: graph optimisation level: ``'disable'``, ``'basic'``, ``'extended'`` or ``'all'``.
+        sequential: sequential execution (one operator at a time, each using ``threads``).
+    """
+    _check_onnx_stack()
+    import onnxruntime as ort
+
+    levels = {'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    if optimization not in levels:
+        raise ValueError(f'optimization must be one of {", ".join(levels)}, got {optimization!r}')
+    options = ort.SessionOptions()
+    options.graph_optimization_level = levels[optimization]
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1 if sequential else int(threads)
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def run_session(session, x: torch.Tensor) -> List[np.ndarray]:
+    return session.run(None, {session.get_inputs()[0].name: x.detach().cpu().numpy()})
+
+
+def parity(model: nn.Module, session, x: torch.Tensor) -> Dict[str, float]:
+    """Max absolute difference between PyTorch's and ONNX Runtime's output, per output name."""
+    with torch.no_grad():
+        expected = model(x)
+    got = run_session(session, x)
+    names = [o.name for o in session.get_outputs()]
+    if len(got) != len(expected):
+        raise AssertionError(f'ONNX model returns {len(got)} outputs, PyTorch {len(expected)}')
+    diffs = {}
+    for name, e, g in zip(names, expected, got):
+        if tuple(e.shape) != tuple(g.shape):
+            raise AssertionError(f'output {name}: ONNX shape {tuple(g.shape)} != PyTorch {tuple(e.shape)}')
+        diffs[name] = float(np.abs(e.float().cpu().numpy() - g).max())
+    return diffs
+
+
+
+
+def float32_error(model: nn.Module, x: torch.Tensor) -> float:
+    """Max absolute difference between ``model``'s float32 outputs and its float64 ones: the
+    rounding error PyTorch itself makes, against which an exported model's difference is judged."""
+    import copy
+
+    with torch.no_grad():
+        single = model(x)
+        double = copy.deepcopy(model).double()(x.double())
+    return max(float((a.double() - b).abs().max()) for a, b in zip(single, double))
+
+
+def time_interleaved(cases: Dict[str, Callable[[], object]], repeats: int = 50,
+                     warmup: int = 5) -> Dict[str, float]:
+    """Median seconds of each case, the cases' calls interleaved (one call of each per round)."""
+    from rexnet_mmdet.analysis.benchmark import time_interleaved as interleaved
+
+    times = interleaved(cases, repeats, warmup)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+__all__ = ['DEFAULT_OPSET', 'build_backbone_for_export', 'output_names', 'export_backbone', 'ort_session',
+           'run_session', 'parity', 'float32_error', 'time_interleaved']

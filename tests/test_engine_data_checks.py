@@ -1,0 +1,169 @@
+"""Dataset checks before a run: every kind of bad input stops with the file and the problem named."""
+import json
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+from mmengine.config import Config
+
+from rexnet_mmdet.engine.data_checks import DatasetCheckError, check_run_data
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _coco(images, annotations, categories=({'id': 3, 'name': 'box'}, {'id': 7, 'name': 'disc'})):
+    return dict(images=list(images), annotations=list(annotations), categories=list(categories))
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A small COCO-format dataset: colour and grayscale images, one without annotations."""
+    root = tmp_path / 'data'
+    (root / 'images' / 'sub').mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(4):
+        name = f'sub/img{i}.png'
+        img = np.full((48, 64, 3), 40, np.uint8)
+        cv2.rectangle(img, (10, 8), (40, 30), (0, 200, 0), -1)
+        if i == 1:  # grayscale
+            img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        cv2.imwrite(str(root / 'images' / name), img)
+        images.append(dict(id=10 + i, file_name=name, width=64, height=48))
+        if i != 2:  # image 12 has no annotations
+            annotations.append(dict(id=100 + i, image_id=10 + i, category_id=3, bbox=[10, 8, 31, 23],
+                                    area=713.0, iscrowd=0, segmentation=[[10, 8, 41, 8, 41, 31, 10, 31]]))
+    (root / 'ann.json').write_text(json.dumps(_coco(images, annotations)))
+    return root
+
+
+def _config(root, loaders=('train_dataloader', 'val_dataloader'), classes=('box', 'disc'), num_classes=2,
+            ann='ann.json', evaluator_ann=None) -> Config:
+    ds = dict(type='CocoDataset', data_root=str(root), ann_file=ann, data_prefix=dict(img='images/'),
+              metainfo=dict(classes=classes))
+    cfg = dict(model=dict(roi_head=dict(bbox_head=dict(num_classes=num_classes)),
+                          rpn_head=dict(num_classes=1)))
+    for loader in loaders:
+        cfg[loader] = dict(dataset=dict(ds))
+    if evaluator_ann is not None:
+        cfg['val_evaluator'] = dict(type='CocoMetric', ann_file=evaluator_ann)
+    return Config(cfg)
+
+
+def test_valid_dataset_passes_with_grayscale_and_unannotated_images(dataset):
+    summaries = check_run_data(_config(dataset), ['train_dataloader', 'val_dataloader'], verbose=False)
+    assert len(summaries) == 2
+    assert summaries[0].num_images == 4 and summaries[0].num_annotations == 3
+    assert summaries[0].images_without_annotations == 1 and summaries[0].categories == ['box', 'disc']
+
+
+def test_grayscale_and_unannotated_images_load_in_mmdet(dataset):
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    ds = DATASETS.build(dict(
+        type='CocoDataset', data_root=str(dataset), ann_file='ann.json', data_prefix=dict(img='images/'),
+        metainfo=dict(classes=('box', 'disc')), test_mode=True,
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)]))
+    samples = {osp.basename(s['img_path']): s for s in (ds[i] for i in range(len(ds)))}
+    assert samples['img1.png']['img'].shape == (48, 64, 3)  # grayscale file, colour array
+    assert len(samples['img2.png']['gt_bboxes']) == 0
+
+
+def test_malformed_json_names_file_and_position(dataset):
+    (dataset / 'ann.json').write_text('{"images": [\n{"id": 1,}\n]}')
+    with pytest.raises(DatasetCheckError) as err:
+        check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
+    message = str(err.value)
+    assert str(dataset / 'ann.json') in message and 'not valid JSON' in message and 'line 2' in message
+
+
+def test_truncated_json_is_reported(dataset):
+    text = (dataset / 'ann.json').read_text()
+    (dataset / 'ann.json').write_text(text[:len(text) // 2])
+    with pytest.raises(DatasetCheckError, match='ann.json: not valid JSON'):
+        check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
+
+
+def test_json_that_is_not_coco(dataset):
+    (dataset / 'ann.json').write_text(json.dumps({'images': [], 'labels': []}))
+    with pytest.raises(DatasetCheckError, match="ann.json: no list 'annotations', 'categories' at the top level"):
+        check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
+
+
+def test_annotation_of_unknown_image_or_bad_box(dataset):
+    data = json.loads((dataset / 'ann.json').read_text())
+    data['annotations'][0]['image_id'] = 999
+    (dataset / 'ann.json').write_text(json.dumps(data))
+    with pytest.raises(DatasetCheckError, match=r'refer to image ids that are not in "images" \(annotation ids 100\)'):
+        check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
+    data['annotations'][0]['image_id'] = 10
+    data['annotations'][1]['bbox'] = [1, 2, 3]
+    (dataset / 'ann.json').write_text(json.dumps(data))
+    with pytest.raises(DatasetCheckError, match='not 4 numbers'):
+        check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
+
+
+def test_evaluation_needs_area(dataset):
+    data = json.loads((dataset / 'ann.json').read_text())
+    del data['annotations'][0]['area']
+    (dataset / 'ann.json').write_text(json.dumps(data))
+    check_run_data(_config(dataset, loaders=('train_dataloader',)), ['train_dataloader'], verbose=False)
+    with pytest.raises(DatasetCheckError, match='have no "area"'):
+        check_run_data(_config(dataset, loaders=('val_dataloader',)), ['val_dataloader'], verbose=False)
+
+
+def test_missing_image_names_the_path(dataset):
+    os.remove(dataset / 'images' / 'sub' / 'img3.png')
+    with pytest.raises(DatasetCheckError) as err:
+        check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
+    message = str(err.value)
+    assert '1 of 4 images it lists are missing' in message
+    assert str(dataset / 'images' / 'sub' / 'img3.png') in message
+
+
+def test_empty_image_file(dataset):
+    (dataset / 'images' / 'sub' / 'img0.png').write_bytes(b'')
+    with pytest.raises(DatasetCheckError, match=r'image files are empty \(0 bytes\): .*img0.png'):
+        check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
+
+
+def test_undecodable_image_fails_naming_the_file(dataset):
+    # Content is not checked up front (it would mean decoding every image); mmdet's loader names it.
+    from mmcv.transforms import LoadImageFromFile
+    bad = dataset / 'images' / 'sub' / 'img0.png'
+    bad.write_bytes(b'not an image at all')
+    with pytest.raises(Exception, match='img0.png'):
+        LoadImageFromFile()(dict(img_path=str(bad)))
+
+
+def test_classes_missing_from_the_file(dataset):
+    with pytest.raises(DatasetCheckError) as err:
+        check_run_data(_config(dataset, classes=('person', 'car'), num_classes=2), ['train_dataloader'],
+                       verbose=False)
+    message = str(err.value)
+    assert 'none of the 2 classes' in message and "'box'" in message and 'metainfo.classes' in message
+
+
+def test_model_num_classes_must_match(dataset):
+    with pytest.raises(DatasetCheckError, match=r'model.roi_head.bbox_head.num_classes is 80 .* 2 classes'):
+        check_run_data(_config(dataset, num_classes=80), ['train_dataloader'], verbose=False)
+
+
+def test_missing_evaluator_annotation_file(dataset):
+    with pytest.raises(DatasetCheckError, match='val_evaluator.ann_file: .*nope.json not found'):
+        check_run_data(_config(dataset, evaluator_ann=str(dataset / 'nope.json')), ['val_dataloader'],
+                       verbose=False)
+
+
+def test_missing_coco_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/coco here
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'faster_rcnn_rexnet_x1.0_fpn.py'))
+    with pytest.raises(DatasetCheckError) as err:
+        check_run_data(cfg, ['train_dataloader', 'val_dataloader'], verbose=False)
+    message = str(err.value)
+    assert message.startswith('COCO dataset not found for train_dataloader')
+    assert 'data/coco/annotations/instances_train2017.json' in message
+    assert str(tmp_path / 'data' / 'coco' / 'annotations' / 'instances_train2017.json') in message
+    assert 'https://cocodataset.org' in message and 'ln -s' in message and 'make demo' in message

@@ -1,0 +1,189 @@
+"""Inference speed of ReXNet backbones and detectors beside MMDetection's, and training memory.
+
+All models of a comparison are timed in one process and one run, their runs interleaved after a
+warm-up; medians and median ratios are reported. ReXNet models are timed as built ("eager") and
+after ``rexnet_mmdet.deploy.optimize_for_inference`` ("optimized") when the project has it.
+
+Examples:
+    python tools/benchmark.py                                  # backbones + detectors (a few minutes)
+    python tools/benchmark.py --part backbones --batches 1 --repeats 50
+    python tools/benchmark.py --part detectors --repeats 9 --markdown --json work_dirs/speed.json
+    python tools/benchmark.py --part memory                    # Faster R-CNN x2.2 training step, with_cp on/off
+    python tools/benchmark.py --device cuda --part all
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+PARTS = ('backbones', 'detectors', 'memory', 'speed', 'all')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Time ReXNet backbones against MMDetection\'s MobileNetV2, EfficientNet-B0 and '
+                    'ResNet-50 (batch 1 and 64 at 224x224), and Faster R-CNN + FPN on ReXNet against '
+                    'its ResNet-50 version (batch 1 at 1200x800, padded to 1216x800); or measure the '
+                    'peak memory of a training step with and without gradient checkpointing.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='Timings are medians over the timed rounds; ratios are between medians of the same run. '
+               'The machine should be otherwise idle: the load average is printed before and after.')
+    parser.add_argument('--part', choices=PARTS, default='speed',
+                        help='what to measure: backbones, detectors, memory; speed = backbones + detectors; '
+                             'all = the three (default: speed)')
+    parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch.set_num_threads (default: the usable CPU cores)')
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='timed rounds for every comparison (default: 20 at batch <= 8, 3 at batch 64, '
+                             '5 for the detectors)')
+    parser.add_argument('--warmup', type=int, default=None,
+                        help='untimed rounds first (default: 3 at batch <= 8, else 1)')
+    parser.add_argument('--widths', type=float, nargs='+', default=None,
+                        help='ReXNet widths (default: 0.9 1.0 for the backbones, 0.9 2.2 for the detectors)')
+    parser.add_argument('--batches', type=int, nargs='+', default=[1, 64], help='backbone batch sizes')
+    parser.add_argument('--size', type=int, default=224, help='backbone input side (default: 224)')
+    parser.add_argument('--det-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
+                        help='detector image before padding to /32 (default: 1200 800)')
+    parser.add_argument('--no-reference', action='store_true',
+                        help='skip the ResNet-50 detector (time the ReXNet ones only)')
+    parser.add_argument('--random-heads', action='store_true',
+                        help='keep the detectors\' random prediction layers (default: zero them, so that every '
+                             'detector\'s RoI head gets the same proposals and post-processing does the same work)')
+    parser.add_argument('--no-optimized', action='store_true',
+                        help='time the ReXNet models as built only (not after optimize_for_inference)')
+    parser.add_argument('--memory-config', nargs='+',
+                        default=[osp.join(ROOT, 'configs', 'faster_rcnn_rexnet_x2.2_fpn.py')],
+                        help='detector config(s) for --part memory (default: Faster R-CNN x2.2)')
+    parser.add_argument('--memory-batch', type=int, default=2, help='training batch (default: 2)')
+    parser.add_argument('--memory-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
+                        help='training image before padding (default: 1200 800)')
+    parser.add_argument('--memory-scope', nargs='+', choices=['detector', 'backbone'], default=['detector'],
+                        help='detector: the whole training step; backbone: the backbone alone (to see '
+                             'where the peak comes from)')
+    parser.add_argument('--memory-warmup', type=int, default=1,
+                        help='unmeasured training steps before the measured one (default: 1)')
+    parser.add_argument('--markdown', action='store_true', help='print markdown tables')
+    parser.add_argument('--json', metavar='OUT', help='also write every timing and setting to this JSON file')
+    parser.add_argument('--plot', metavar='PNG', help='also draw the timings (backbones, detector stages) to this PNG')
+    args = parser.parse_args(argv)
+    for name in ('repeats', 'threads'):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f'--{name} must be at least 1, got {value}')
+    if args.warmup is not None and args.warmup < 0:
+        parser.error(f'--warmup must be 0 or more, got {args.warmup}')
+    if args.widths is not None and any(w <= 0 for w in args.widths):
+        parser.error(f'--widths must be positive, got {args.widths}')
+    if any(b < 1 for b in args.batches) or args.memory_batch < 1:
+        parser.error('batch sizes must be at least 1')
+    if args.size < 32 or min(args.det_size) < 32 or min(args.memory_size) < 32:
+        parser.error('input sizes must be at least 32 pixels')
+    return args
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from rexnet_mmdet.analysis import benchmark as bm
+
+    try:
+        bm.check_device(args.device)
+    except ValueError as e:
+        log(f'error: {e}')
+        return 2
+    torch.set_num_threads(args.threads or bm.usable_cores())
+    machine = bm.machine_info(args.device)
+    print(bm.format_machine(machine))
+    warning = bm.busy_warning(torch.get_num_threads()) if args.device == 'cpu' and args.part != 'memory' else None
+    if warning:
+        print(warning)
+    optimize = not args.no_optimized
+    if optimize and bm.optimizer_for_inference() is None:
+        print('note: rexnet_mmdet.deploy.optimize_for_inference is not available: ReXNet models are '
+              'timed as built only')
+    parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'memory')}.get(
+        args.part, (args.part,))
+    report = dict(machine=machine, settings=vars(args), results={})
+    started = time.time()
+    backbone_rows, detector_rows = [], []
+
+    if 'backbones' in parts:
+        widths = args.widths or bm.DEFAULT_BACKBONE_WIDTHS
+        repeats = {b: args.repeats for b in args.batches} if args.repeats else None
+        warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
+        rows = backbone_rows = bm.benchmark_backbones(widths, args.batches, args.size, repeats, warmup,
+                                                      args.device, optimize=optimize, log=log)
+        print(f'\nBackbones up to their final feature map, random {args.size}x{args.size} images, '
+              f'eval mode, torch.no_grad(); median of the timed rounds; "/ X" = median over X\'s median')
+        print(bm.timing_table(rows, args.markdown))
+        report['results']['backbones'] = [r.to_dict() for r in rows]
+
+    if 'detectors' in parts:
+        widths = args.widths or bm.DEFAULT_DETECTOR_WIDTHS
+        rows = detector_rows = bm.benchmark_detectors(
+            widths, tuple(args.det_size), args.repeats or 5, 1 if args.warmup is None else args.warmup,
+            args.device, reference=None if args.no_reference else bm.REFERENCE_DETECTOR, optimize=optimize,
+            uniform_heads=not args.random_heads, log=log)
+        print(f'\nFaster R-CNN + FPN, random weights'
+              + ('' if args.random_heads else ' (prediction layers zeroed: the same proposals for every detector)')
+              + f', eval mode, model.predict under torch.no_grad(), one random {args.det_size[0]}x'
+              f'{args.det_size[1]} image padded by the data preprocessor; median of the timed rounds')
+        print(bm.timing_table(rows, args.markdown))
+        print('\nWhere the time goes (median ms per stage; rpn = RPN head + proposals, roi_head = RoI '
+              'heads + post-processing, other = the rest of predict)')
+        print(bm.stage_table(rows, args.markdown))
+        for row in rows:
+            if 'max_abs_diff_vs_eager' in row.notes:
+                print(f'{row.label}: backbone outputs differ from eager by at most '
+                      f'{row.notes["max_abs_diff_vs_eager"]:.2e} (outputs up to {row.notes["output_max_abs"]:.3g})')
+        for line in bm.target_verdicts(rows):
+            print(line)
+        report['results']['detectors'] = [r.to_dict() for r in rows]
+
+    if 'memory' in parts:
+        results = []
+        for config in args.memory_config:
+            for scope in args.memory_scope:
+                for with_cp in (False, True):
+                    log(f'memory: {osp.basename(config)}, {scope}, with_cp={with_cp} (fresh process) ...')
+                    r = bm.train_step_memory_isolated(
+                        config, with_cp, threads=torch.get_num_threads(), batch_size=args.memory_batch,
+                        image_size=tuple(args.memory_size), device=args.device, warmup=args.memory_warmup,
+                        scope=scope)
+                    log(f'  peak {r["peak_mib"]:.0f} MiB above {r["baseline_mib"]:.0f} MiB, step {r["step_s"]:.1f} s')
+                    results.append(r)
+        print(f'\nPeak memory of one training step (forward + backward, after {args.memory_warmup} '
+              f'unmeasured step(s)), above the memory held before it (model, batch); each row in a fresh '
+              f'process; measured as {results[0]["method"]}')
+        print(bm.memory_table(results, args.markdown))
+        report['results']['memory'] = results
+
+    if args.plot and ('backbones' in parts or 'detectors' in parts):
+        print(f'wrote {bm.plot_timings(backbone_rows, detector_rows, args.plot, bm.format_machine(machine))}')
+    machine_after = bm.load_average()
+    report['load_average_after'] = machine_after
+    report['seconds'] = time.time() - started
+    if machine_after:
+        print(f'\nload average after: {" ".join(f"{v:.2f}" for v in machine_after)} '
+              f'({report["seconds"]:.0f} s in all)')
+    if args.json:
+        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(report, f, indent=1, default=str)
+        print(f'wrote {args.json}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

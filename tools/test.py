@@ -1,0 +1,88 @@
+"""Evaluate a trained detector on a COCO-format dataset (box AP; mask AP for Mask R-CNN).
+
+    python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.pkl]
+                         [--show-dir DIR] [--cfg-options KEY=VALUE ...]
+                         [--launcher {none,pytorch,slurm,mpi}]
+
+Evaluation is pycocotools' COCOeval through mmdet's CocoMetric; the 12 standard numbers
+are printed as a table. Several GPUs: tools/dist_test.sh.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without installing
+
+import rexnet_mmdet.datasets  # noqa: E402,F401  (registers ShapesDataset)
+from rexnet_mmdet.engine import (CorruptCheckpointError, DatasetCheckError, UnsafeCheckpointError,  # noqa: E402
+                                 check_run_data)
+from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, fail, is_main_process,  # noqa: E402
+                                        load_config, prepare_distributed, use_standard_coco_summary)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a detector on a COCO-format dataset')
+    parser.add_argument('config', help='config file the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('--out', help='also dump the raw predictions to this pickle file (.pkl)')
+    parser.add_argument('--show-dir', help='draw detections (and masks) on every image into this folder')
+    parser.add_argument('--skip-data-check', action='store_true',
+                        help='do not check the dataset before building the model')
+    add_common_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def configure(args: argparse.Namespace):
+    if not osp.isfile(args.checkpoint):
+        fail(f'checkpoint {args.checkpoint} not found (absolute path {osp.abspath(args.checkpoint)})')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    use_standard_coco_summary(cfg)
+
+    if args.show_dir:
+        if 'visualization' not in cfg.get('default_hooks', {}):
+            fail(f'--show-dir needs default_hooks.visualization (a DetVisualizationHook) in {args.config}')
+        hook = cfg.default_hooks.visualization
+        hook.draw = True
+        # An absolute path: mmdet would otherwise put the pictures under <work_dir>/<timestamp>/.
+        hook.test_out_dir = osp.abspath(args.show_dir)
+
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            fail(f'--out {args.out}: the predictions are written as a pickle; give a .pkl file name')
+        dump = dict(type='DumpDetResults', out_file_path=args.out)
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = list(evaluators) + [dump]
+    return cfg
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    cfg = configure(args)
+    if not args.skip_data_check and is_main_process():
+        try:
+            check_run_data(cfg, ['test_dataloader'])
+        except DatasetCheckError as e:
+            fail(str(e))
+    prepare_distributed(cfg)
+    try:
+        runner = build_runner(cfg)
+        metrics = runner.test()
+    except (UnsafeCheckpointError, CorruptCheckpointError) as e:
+        fail(str(e))
+    evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+    uses_coco = any(isinstance(ev, dict) and ev.get('type') == 'CocoMetric' for ev in evaluators)
+    if is_main_process():
+        if uses_coco and not any(k.startswith('coco/') for k in metrics or {}):
+            # mmdet logs "The testing results of the whole dataset is empty" and returns nothing.
+            print('[test] no COCO metrics: the model made no detection on any image, so every AP is 0 '
+                  '(an untrained model, or a score threshold such as model.test_cfg.rcnn.score_thr too high)',
+                  flush=True)
+        if args.show_dir:
+            print(f'[test] pictures of the detections: {osp.abspath(args.show_dir)}', flush=True)
+    return metrics
+
+
+if __name__ == '__main__':
+    main()
