@@ -42,6 +42,10 @@ def test_interleaved_rounds_rotate_and_count():
     assert calls == list('abc' * 2) + list('abc') + list('bca') + list('cab') + list('abc')
     with pytest.raises(ValueError, match='repeats'):
         bm.time_interleaved(cases, repeats=0)
+    # Blocks: each turn calls one case twice in a row; the last turn stops at `repeats`.
+    calls.clear()
+    times = bm.time_interleaved({'a': cases['a'], 'b': cases['b']}, repeats=3, warmup=0, block=2)
+    assert calls == list('aabb') + list('ba') and [len(t) for t in times.values()] == [3, 3]
 
 
 def test_timing_statistics_and_ratios():

@@ -31,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     'its ResNet-50 version (batch 1 at 1200x800, padded to 1216x800); or measure the '
                     'peak memory of a training step with and without gradient checkpointing.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='Timings are medians over the timed rounds; ratios are between medians of the same run. '
+        epilog='Timings are medians over the timed calls; ratios are between medians of the same run. '
                'The machine should be otherwise idle: the load average is printed before and after.')
     parser.add_argument('--part', choices=PARTS, default='speed',
                         help='what to measure: backbones, detectors, memory; speed = backbones + detectors; '
@@ -40,10 +40,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: the usable CPU cores)')
     parser.add_argument('--repeats', type=int, default=None,
-                        help='timed rounds for every comparison (default: 20 at batch <= 8, 3 at batch 64, '
-                             '5 for the detectors)')
+                        help='timed calls of each model in every comparison (default: 30 at batch <= 8, '
+                             '3 at batch 64, 5 for the detectors)')
     parser.add_argument('--warmup', type=int, default=None,
                         help='untimed rounds first (default: 3 at batch <= 8, else 1)')
+    parser.add_argument('--block', type=int, default=None,
+                        help='backbones: calls of one model in a row per turn (default: 5 at batch <= 8, '
+                             'else 1), so that its weights stay in the CPU caches as in serving')
     parser.add_argument('--widths', type=float, nargs='+', default=None,
                         help='ReXNet widths (default: 0.9 1.0 for the backbones, 0.9 2.2 for the detectors)')
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 64], help='backbone batch sizes')
@@ -72,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--json', metavar='OUT', help='also write every timing and setting to this JSON file')
     parser.add_argument('--plot', metavar='PNG', help='also draw the timings (backbones, detector stages) to this PNG')
     args = parser.parse_args(argv)
-    for name in ('repeats', 'threads'):
+    for name in ('repeats', 'threads', 'block'):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f'--{name} must be at least 1, got {value}')
@@ -122,10 +125,11 @@ def main(argv=None) -> int:
         widths = args.widths or bm.DEFAULT_BACKBONE_WIDTHS
         repeats = {b: args.repeats for b in args.batches} if args.repeats else None
         warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
+        block = {b: args.block for b in args.batches} if args.block else None
         rows = backbone_rows = bm.benchmark_backbones(widths, args.batches, args.size, repeats, warmup,
-                                                      args.device, optimize=optimize, log=log)
+                                                      args.device, optimize=optimize, block=block, log=log)
         print(f'\nBackbones up to their final feature map, random {args.size}x{args.size} images, '
-              f'eval mode, torch.no_grad(); median of the timed rounds; "/ X" = median over X\'s median')
+              f'eval mode, torch.no_grad(); median of the timed calls; "/ X" = median over X\'s median')
         print(bm.timing_table(rows, args.markdown))
         report['results']['backbones'] = [r.to_dict() for r in rows]
 
@@ -138,7 +142,7 @@ def main(argv=None) -> int:
         print(f'\nFaster R-CNN + FPN, random weights'
               + ('' if args.random_heads else ' (prediction layers zeroed: the same proposals for every detector)')
               + f', eval mode, model.predict under torch.no_grad(), one random {args.det_size[0]}x'
-              f'{args.det_size[1]} image padded by the data preprocessor; median of the timed rounds')
+              f'{args.det_size[1]} image padded by the data preprocessor; median of the timed calls')
         print(bm.timing_table(rows, args.markdown))
         print('\nWhere the time goes (median ms per stage; rpn = RPN head + proposals, roi_head = RoI '
               'heads + post-processing, other = the rest of predict)')

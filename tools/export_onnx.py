@@ -49,8 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='ONNX Runtime graph optimisation level (default all)')
     parser.add_argument('--ort-parallel', action='store_true',
                         help='ONNX Runtime parallel execution mode (default: sequential)')
-    parser.add_argument('--repeats', type=int, default=50, help='timed rounds (default 50; 0 skips the timing)')
-    parser.add_argument('--warmup', type=int, default=5, help='untimed rounds first (default 5)')
+    parser.add_argument('--repeats', type=int, default=50,
+                        help='timed calls of each runtime (default 50; 0 skips the timing)')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed calls of each first (default 5)')
     args = parser.parse_args(argv)
     if args.widen_factor <= 0:
         parser.error(f'--widen-factor must be positive, got {args.widen_factor}')
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
         cases['ONNX Runtime'] = lambda: session.run(None, feed)
         print(f'timing batch {args.batch} at {h}x{w}, {threads} threads, ONNX Runtime '
               f'{args.ort_optimization} optimisation, {"parallel" if args.ort_parallel else "sequential"} '
-              f'execution: {args.warmup} warm-up + {args.repeats} interleaved rounds')
+              f'execution: {args.warmup} warm-up + {args.repeats} timed calls each, in turns of 10 calls')
         with torch.no_grad():
             medians = ox.time_interleaved(cases, args.repeats, args.warmup)
         base = medians['PyTorch eager']

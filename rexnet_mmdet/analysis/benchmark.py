@@ -119,19 +119,37 @@ def format_machine(info: Dict[str, Any]) -> str:
     return text
 
 
+def busy_cores(interval: float = 1.0) -> Optional[float]:
+    """How many cores' worth of CPU time the whole machine used over ``interval`` seconds (from
+    ``/proc/stat``; this process sleeps meanwhile, so it is the others' use). ``None`` off Linux."""
+    def read() -> Optional[Tuple[int, int]]:
+        try:
+            with open('/proc/stat', encoding='utf-8') as f:
+                values = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values[:8]) - idle, sum(values[:8])
+
+    first = read()
+    time.sleep(interval)
+    second = read()
+    if first is None or second is None or second[1] == first[1]:
+        return None
+    return (second[0] - first[0]) / (second[1] - first[1]) * (os.cpu_count() or 1)
+
+
 def busy_warning(threads: int, cores: Optional[int] = None) -> Optional[str]:
     """A warning when other processes keep the cores busy: threads then wait on each other at
     every OpenMP barrier, and times grow many-fold (not in proportion), ratios included."""
-    load = load_average()
     cores = cores or usable_cores()
-    if load is None or load[0] < 0.5:
+    busy = busy_cores()
+    if busy is None or busy + threads <= cores + 0.25:
         return None
-    if load[0] + threads > cores + 0.5:
-        fewer = max(1, cores - round(load[0]))
-        return (f'warning: load average {load[0]:.2f} on {cores} cores before starting: other processes compete '
-                f'with the {threads} thread(s) and the timings will be inflated and uneven; wait for an idle '
-                f'machine' + (f' or use --threads {fewer}' if fewer < threads else ''))
-    return None
+    fewer = max(1, int(cores - busy))
+    return (f'warning: other processes keep {busy:.1f} of the {cores} cores busy: they compete with the '
+            f'{threads} thread(s) and the timings will be inflated and uneven; wait for an idle machine'
+            + (f' or use --threads {fewer}' if fewer < threads else ''))
 
 
 def check_device(device: str) -> torch.device:
@@ -171,16 +189,22 @@ def _sync(device: torch.device) -> None:
 
 def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
                      device: torch.device = torch.device('cpu'),
-                     log: Optional[Callable[[str], None]] = None) -> Dict[str, List[float]]:
+                     log: Optional[Callable[[str], None]] = None, block: int = 1,
+                     pause: float = 0.0) -> Dict[str, List[float]]:
     """Seconds of each of ``repeats`` calls of every case, the cases' calls interleaved.
 
-    ``warmup`` rounds run first and are not timed. Round ``r`` calls the cases in their order
-    rotated by ``r``, so that no case always follows the same one.
+    ``warmup`` rounds run first and are not timed. Each round calls every case ``block`` times
+    in a row (timing each call), in the cases' order rotated by the round number, so that no
+    case always follows the same one. ``pause`` seconds of sleep before each block let thread
+    pools that spin after work (ONNX Runtime's, OpenMP's) go quiet, so that one runtime's
+    spinning threads do not slow the next one down.
     """
     if repeats < 1:
         raise ValueError(f'repeats must be at least 1, got {repeats}')
     if warmup < 0:
         raise ValueError(f'warmup must be 0 or more, got {warmup}')
+    if block < 1:
+        raise ValueError(f'block must be at least 1, got {block}')
     names = list(cases)
     times: Dict[str, List[float]] = {n: [] for n in names}
     for r in range(warmup):
@@ -189,16 +213,20 @@ def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: 
         _sync(device)
         if log:
             log(f'  warm-up {r + 1}/{warmup} done')
-    for r in range(repeats):
+    rounds = -(-repeats // block)
+    for r in range(rounds):
         k = r % len(names)
         for name in names[k:] + names[:k]:
-            _sync(device)
-            start = time.perf_counter()
-            cases[name]()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
+            if pause:
+                time.sleep(pause)
+            for _ in range(min(block, repeats - len(times[name]))):
+                _sync(device)
+                start = time.perf_counter()
+                cases[name]()
+                _sync(device)
+                times[name].append(time.perf_counter() - start)
         if log:
-            log(f'  round {r + 1}/{repeats}: ' + ', '.join(f'{n} {times[n][-1] * 1e3:.1f} ms' for n in names))
+            log(f'  round {r + 1}/{rounds}: ' + ', '.join(f'{n} {times[n][-1] * 1e3:.1f} ms' for n in names))
     return times
 
 
@@ -340,6 +368,7 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
                         size: int = 224, repeats: Optional[Dict[int, int]] = None,
                         warmup: Optional[Dict[int, int]] = None, device: str = 'cpu',
                         baselines: Sequence[str] = tuple(BASELINE_BACKBONES), optimize: bool = True,
+                        block: Optional[Dict[int, int]] = None,
                         log: Optional[Callable[[str], None]] = print) -> List[Timing]:
     """Time ReXNet backbones against MMDetection's backbones at each batch size.
 
@@ -347,8 +376,12 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
         widths: ReXNet widths.
         batches: batch sizes; each is one interleaved comparison of every model.
         size: side of the square random images.
-        repeats / warmup: timed and untimed rounds per batch size (``{batch: n}``; default 20/3
-            for batches up to 8, else 3/1).
+        repeats / warmup: timed and untimed calls of each model per batch size (``{batch: n}``;
+            default 30/3 for batches up to 8, else 3/1).
+        block: consecutive calls of one model in each round (``{batch: n}``; default 5 for
+            batches up to 8, else 1). Calls in a row keep the model's weights in the CPU caches,
+            as a served model's are; one call per turn would time every model from cold caches,
+            which penalises small models most.
         device: ``'cpu'`` or ``'cuda'``.
         baselines: names from :data:`BASELINE_BACKBONES`.
         optimize: also time the ReXNets after ``optimize_for_inference`` (when available).
@@ -375,12 +408,13 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
 
     rows: List[Timing] = []
     for batch in batches:
-        n_rep = (repeats or {}).get(batch, 20 if batch <= 8 else 3)
+        n_rep = (repeats or {}).get(batch, 30 if batch <= 8 else 3)
         n_warm = (warmup or {}).get(batch, 3 if batch <= 8 else 1)
+        n_block = (block or {}).get(batch, 5 if batch <= 8 else 1)
         x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)).to(dev)
         if log:
             log(f'backbones, batch {batch} at {size}x{size}: {len(models)} models, {n_warm} warm-up + '
-                f'{n_rep} timed rounds')
+                f'{n_rep} timed calls each, {n_block} in a row per turn')
         with torch.no_grad():
             reference_out = {}
             cases = {}
@@ -390,7 +424,7 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
             for label, (model, row) in models.items():
                 if row.mode in ('eager', 'optimized'):
                     reference_out.setdefault(row.name, {})[row.mode] = model(x)
-            times = time_interleaved(cases, n_rep, n_warm, dev, log)
+            times = time_interleaved(cases, n_rep, n_warm, dev, log, block=n_block)
         group = []
         for label, (model, template) in models.items():
             row = copy.deepcopy(template)
@@ -991,7 +1025,7 @@ def memory_table(results: Sequence[Dict[str, Any]], markdown: bool = False) -> s
     return markdown_table(header, body) if markdown else text_table(header, body)
 
 
-__all__ = ['busy_warning', 'BASELINE_BACKBONES', 'REFERENCE_DETECTOR', 'DETECTOR_TARGETS', 'Timing', 'StageTimer', 'PeakMemory',
+__all__ = ['busy_warning', 'busy_cores', 'BASELINE_BACKBONES', 'REFERENCE_DETECTOR', 'DETECTOR_TARGETS', 'Timing', 'StageTimer', 'PeakMemory',
            'machine_info', 'format_machine', 'check_device', 'optimizer_for_inference', 'width_name',
            'time_interleaved', 'calibrate_batchnorm', 'calibration_image_size', 'build_backbone',
            'benchmark_backbones', 'load_config', 'rexnet_detector_config', 'build_detector', 'synthetic_batch',

@@ -160,12 +160,14 @@ def float32_error(model: nn.Module, x: torch.Tensor) -> float:
     return max(float((a.double() - b).abs().max()) for a, b in zip(single, double))
 
 
-def time_interleaved(cases: Dict[str, Callable[[], object]], repeats: int = 50,
-                     warmup: int = 5) -> Dict[str, float]:
-    """Median seconds of each case, the cases' calls interleaved (one call of each per round)."""
+def time_interleaved(cases: Dict[str, Callable[[], object]], repeats: int = 50, warmup: int = 5,
+                     block: int = 10, pause: float = 0.3) -> Dict[str, float]:
+    """Median seconds of each case: rounds of ``block`` consecutive calls per case, the cases
+    taking turns, with a ``pause`` before each block so that one runtime's spinning worker
+    threads (ONNX Runtime's and PyTorch's OpenMP pools both spin after work) do not slow the next."""
     from rexnet_mmdet.analysis.benchmark import time_interleaved as interleaved
 
-    times = interleaved(cases, repeats, warmup)
+    times = interleaved(cases, repeats, warmup, block=block, pause=pause)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
