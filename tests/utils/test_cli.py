@@ -1,0 +1,46 @@
+"""The tools' one way to fail: ``error: <message>`` on stderr, exit status 1, no traceback."""
+import pytest
+
+from rexnet_mmdet.utils.cli import fail, tool_main
+
+
+class ToolSpecificError(Exception):
+    pass
+
+
+@tool_main
+def _main(argv=None):
+    kind = argv[0]
+    if kind == 'value':
+        raise ValueError('widen_factor must be positive; got -1')
+    if kind == 'missing':
+        raise FileNotFoundError('config file x.py does not exist')
+    if kind == 'fail':
+        fail('nothing to count: give a config')
+    if kind == 'bug':
+        raise KeyError('a bug keeps its traceback')
+    return None if kind == 'ok' else 3
+
+
+@tool_main(errors=(ToolSpecificError,))
+def _main_with_own_error(argv=None):
+    raise ToolSpecificError('the checkpoint carries code')
+
+
+@pytest.mark.parametrize('kind, message', [('value', 'widen_factor must be positive'),
+                                           ('missing', 'x.py does not exist'), ('fail', 'nothing to count')])
+def test_user_errors_become_one_line_and_exit_1(kind, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _main([kind])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err == f'error: {err[len("error: "):]}' and message in err and err.count('\n') == 1
+
+
+def test_results_and_bugs_pass_through(capsys):
+    assert _main(['ok']) == 0 and _main(['other']) == 3
+    with pytest.raises(KeyError):
+        _main(['bug'])
+    with pytest.raises(SystemExit):
+        _main_with_own_error([])
+    assert capsys.readouterr().err == 'error: the checkpoint carries code\n'
