@@ -1,6 +1,13 @@
-"""Analysis tools: model complexity, the rank studies of the paper (§3, §6) and
-channel configurations to compare against.
+"""Analyses of the paper and of this implementation, one job per module:
 
-Submodules are imported on use (``from rexnet_mmdet.analysis import rank``) so
-that importing one does not pull in matplotlib or the detector stack.
+- ``complexity``: parameters and FLOPs of backbones, classifiers and detectors.
+- ``speed``: backbones and detectors timed against MMDetection's, eager and optimized.
+- ``memory``: peak memory of a training step, with and without gradient checkpointing.
+- ``rank_study``: the random-layer rank study (paper §3).
+- ``feature_rank``: the rank of a backbone's features over images (paper §6).
+- ``report``: tables and figures of their results.
+- ``paper``: the paper's numbers; ``channel_configs``: channel configurations to compare against.
+
+Submodules are imported on use (``from rexnet_mmdet.analysis import speed``) so that importing one
+does not pull in matplotlib or the detector stack.
 """

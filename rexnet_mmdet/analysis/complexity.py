@@ -14,12 +14,13 @@ For a detector the count covers what runs from the image tensor to the heads' ra
 (``mode='tensor'``): backbone, neck, dense heads and, for two-stage detectors, the RoI heads on
 the proposals the RPN returns (post-processing such as NMS is not counted).
 """
-import os.path as osp
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+
+from ..utils.build import build_detector, load_config
 
 
 @dataclass
@@ -53,8 +54,10 @@ class Complexity:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """All parameters (trainable or not), each shared tensor once."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    """All parameters (trainable or not), each shared tensor once (mmengine's ``parameter_count``)."""
+    from mmengine.analysis import parameter_count
+
+    return int(parameter_count(model)[''])
 
 
 def _no_flops(inputs, outputs) -> int:
@@ -109,7 +112,7 @@ class ReXNetClassifier(nn.Module):
         super().__init__()
         from mmdet.registry import MODELS
 
-        import rexnet_mmdet  # noqa: F401  (registers ReXNet)
+        from ..models import ReXNet  # noqa: F401  (registers type='ReXNet')
         self.backbone = MODELS.build(dict(type='ReXNet', widen_factor=widen_factor, out_indices=(6,),
                                           block_channels=block_channels))
         channels = self.backbone.out_channels[-1]
@@ -151,7 +154,7 @@ def backbone_complexity(widen_factor: float = 1.0, input_size: Union[int, Sequen
     """Complexity of the ReXNet backbone alone, built up to the last of ``out_indices``."""
     from mmdet.registry import MODELS
 
-    import rexnet_mmdet  # noqa: F401
+    from ..models import ReXNet  # noqa: F401  (registers type='ReXNet')
     h, w = _size_hw(input_size)
     model = MODELS.build(dict(type='ReXNet', widen_factor=widen_factor, out_indices=tuple(out_indices),
                               block_channels=block_channels))
@@ -171,15 +174,6 @@ def config_test_scale(cfg: Any) -> Optional[Tuple[int, int]]:
     return None
 
 
-def build_detector(cfg: Any) -> nn.Module:
-    """Build the detector of ``cfg`` without loading any weights (no download, no ``init_weights``)."""
-    from mmengine.registry import init_default_scope
-
-    from mmdet.registry import MODELS
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    return MODELS.build(cfg.model)
-
-
 def detector_complexity(config: Union[str, Any], input_size: Optional[Union[int, Sequence[int]]] = None,
                         pad: bool = True, cfg_options: Optional[dict] = None,
                         count_norm: bool = False) -> Complexity:
@@ -196,7 +190,6 @@ def detector_complexity(config: Union[str, Any], input_size: Optional[Union[int,
     """
     from mmdet.structures import DetDataSample
 
-    from .benchmark import load_config
     if isinstance(config, str):
         cfg = load_config(config, cfg_options)
     else:
@@ -212,7 +205,8 @@ def detector_complexity(config: Union[str, Any], input_size: Optional[Union[int,
     h, w = _size_hw(input_size)
     divisor = int(cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1) if pad else 1
     ph, pw = -(-h // divisor) * divisor, -(-w // divisor) * divisor
-    model = build_detector(cfg)
+    # Weights do not change the count: no init_weights, no calibration.
+    model = build_detector(cfg, init_weights=False, calibration_size=None)
     model.eval()
 
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(ph, pw), batch_input_shape=(ph, pw),
@@ -260,26 +254,5 @@ def detector_complexity(config: Union[str, Any], input_size: Optional[Union[int,
     return result
 
 
-# ----------------------------------------------------------------------------- formatting
-def format_count(n: float) -> str:
-    """``4796873 -> '4.80M'``, ``1.01e9 -> '1.01G'``."""
-    for div, suffix in ((1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
-        if abs(n) >= div:
-            return f'{n / div:.2f}{suffix}'
-    return f'{n:.0f}'
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub markdown table."""
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']
-    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
-    return '\n'.join(lines)
-
-
-def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain aligned text table."""
-    cells = [list(map(str, header))] + [list(map(str, r)) for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    out = ['  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    out.insert(1, '  '.join('-' * w for w in widths))
-    return '\n'.join(out)
+__all__ = ['Complexity', 'count_parameters', 'count_complexity', 'ReXNetClassifier', 'classifier_complexity',
+           'backbone_complexity', 'config_test_scale', 'detector_complexity']

@@ -1,9 +1,8 @@
-"""Inference speed and training memory of ReXNet backbones and detectors beside their counterparts.
+"""Inference speed of ReXNet backbones and detectors beside their MMDetection counterparts.
 
-Speed: every model of a comparison is built in the same process and timed in the same run,
-their runs interleaved (round ``r`` runs the models in an order rotated by ``r``), after warm-up
-runs, so that load changes and CPU clock drift reach all of them alike. The figure reported is
-the median over the timed runs, and ratios are taken between medians of one run.
+Every model of a comparison is built in the same process and timed in the same run by
+:func:`rexnet_mmdet.utils.timing.time_interleaved`; the figure reported is the median over the
+timed calls, and ratios are taken between medians of one run.
 
 - Backbones (the paper's Table 5 setting): ReXNet against MMDetection's MobileNetV2,
   EfficientNet-B0 and ResNet-50, each up to its final feature map (no pooling, no classifier),
@@ -13,22 +12,12 @@ the median over the timed runs, and ratios are taken between medians of one run.
   ``model.predict`` under ``torch.no_grad()`` on one fixed random image, normalised and padded
   by each model's data preprocessor once, before timing.
 
-ReXNet models are timed as built ("eager") and, when :mod:`rexnet_mmdet.deploy` provides
-``optimize_for_inference``, also after it ("optimized", on a deep copy with the same weights).
-
-Memory: the peak memory of one training step (forward + backward) of a detector config, measured
-in a fresh subprocess per variant (see :func:`train_step_memory`).
+ReXNet models are timed as built ("eager") and after
+:func:`rexnet_mmdet.deploy.optimize_for_inference` ("optimized", on a deep copy with the same weights).
 """
 import copy
-import ctypes
-import gc
-import json
-import os
 import os.path as osp
-import platform
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -36,10 +25,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from ..deploy import optimize_for_inference
+from ..models.channels import out_channels
+from ..utils.build import (CONFIG_DIR, build_backbone, build_detector, calibration_image_size, fake_batch,
+                           load_config)
+from ..utils.timing import check_device, sync, time_interleaved
 from .complexity import count_parameters
-
-#: The project's root (configs/ lives there).
-PROJECT_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 #: MMDetection backbones to compare with, each up to its final feature map at stride 32:
 #: MobileNetV2's and EfficientNet-B0's final 1x1 conv (1280 channels, like ReXNet's
@@ -51,183 +42,19 @@ BASELINE_BACKBONES: Dict[str, dict] = {
 }
 #: ReXNet's tap for the backbone comparison: the final 1x1 conv.
 REXNET_FINAL_TAP = 6
-
 #: MMDetection's Faster R-CNN + FPN on ResNet-50, the detectors' reference.
 REFERENCE_DETECTOR = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 REFERENCE_NAME = 'ResNet-50'
 #: Targets set for the project: ReXNet Faster R-CNN predict time / ResNet-50's, at most.
 DETECTOR_TARGETS: Dict[float, float] = {0.9: 0.65, 2.2: 1.0}
-
 DEFAULT_BACKBONE_WIDTHS = (0.9, 1.0)
 DEFAULT_DETECTOR_WIDTHS = (0.9, 2.2)
-
-
-# ----------------------------------------------------------------------------- machine
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (or what ``platform`` knows)."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.lower().startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or 'unknown'
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity), else ``os.cpu_count()``."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def load_average() -> Optional[Tuple[float, float, float]]:
-    try:
-        return tuple(round(v, 2) for v in os.getloadavg())
-    except (AttributeError, OSError):
-        return None
-
-
-def machine_info(device: str = 'cpu') -> Dict[str, Any]:
-    """What a timing depends on: CPU, cores, threads, library versions, load, GPU."""
-    info: Dict[str, Any] = dict(
-        cpu=cpu_model(), cores=usable_cores(), logical_cpus=os.cpu_count(),
-        torch=torch.__version__, threads=torch.get_num_threads(),
-        mkldnn=bool(torch.backends.mkldnn.is_available()), python=platform.python_version(),
-        load_average=load_average(), device=device)
-    try:
-        import mmdet
-        info['mmdet'] = mmdet.__version__
-    except ImportError:
-        pass
-    if device.startswith('cuda') and torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(torch.device(device))
-    return info
-
-
-def format_machine(info: Dict[str, Any]) -> str:
-    text = (f"CPU: {info['cpu']} ({info['cores']} usable cores of {info['logical_cpus']}), "
-            f"torch {info['torch']}, {info['threads']} threads")
-    if 'mmdet' in info:
-        text += f", mmdet {info['mmdet']}"
-    if info.get('load_average'):
-        text += ', load average %s' % ' '.join(f'{v:.2f}' for v in info['load_average'])
-    if info.get('gpu'):
-        text += f", GPU: {info['gpu']}"
-    return text
-
-
-def busy_cores(interval: float = 1.0) -> Optional[float]:
-    """How many cores' worth of CPU time the whole machine used over ``interval`` seconds (from
-    ``/proc/stat``; this process sleeps meanwhile, so it is the others' use). ``None`` off Linux."""
-    def read() -> Optional[Tuple[int, int]]:
-        try:
-            with open('/proc/stat', encoding='utf-8') as f:
-                values = [int(v) for v in f.readline().split()[1:]]
-        except (OSError, ValueError):
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        return sum(values[:8]) - idle, sum(values[:8])
-
-    first = read()
-    time.sleep(interval)
-    second = read()
-    if first is None or second is None or second[1] == first[1]:
-        return None
-    return (second[0] - first[0]) / (second[1] - first[1]) * (os.cpu_count() or 1)
-
-
-def busy_warning(threads: int, cores: Optional[int] = None) -> Optional[str]:
-    """A warning when other processes keep the cores busy: threads then wait on each other at
-    every OpenMP barrier, and times grow many-fold (not in proportion), ratios included."""
-    cores = cores or usable_cores()
-    busy = busy_cores()
-    if busy is None or busy + threads <= cores + 0.25:
-        return None
-    fewer = max(1, int(cores - busy))
-    return (f'warning: other processes keep {busy:.1f} of the {cores} cores busy: they compete with the '
-            f'{threads} thread(s) and the timings will be inflated and uneven; wait for an idle machine'
-            + (f' or use --threads {fewer}' if fewer < threads else ''))
-
-
-def check_device(device: str) -> torch.device:
-    """``'cpu'`` or ``'cuda[:i]'``, failing clearly when CUDA is asked for but absent."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f'unknown device {device!r}: use cpu or cuda (cuda:0 ...)') from e
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(f'device {device!r} asked for, but this torch ({torch.__version__}) sees no CUDA '
-                         f'GPU; use --device cpu')
-    if dev.type not in ('cpu', 'cuda'):
-        raise ValueError(f'device {device!r} is not supported: use cpu or cuda')
-    return dev
-
-
-def optimizer_for_inference() -> Optional[Callable[[nn.Module], nn.Module]]:
-    """``rexnet_mmdet.deploy.optimize_for_inference`` if the project provides it, else ``None``."""
-    try:
-        from rexnet_mmdet.deploy import optimize_for_inference
-    except ImportError:
-        return None
-    return optimize_for_inference
 
 
 def width_name(widen_factor: float) -> str:
     """``0.9 -> 'x0.9'``, ``1 -> 'x1.0'``: the width as the config names write it."""
     text = f'{widen_factor:g}'
     return f'x{text}' if '.' in text or 'e' in text else f'x{text}.0'
-
-
-# ----------------------------------------------------------------------------- timing
-def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
-                     device: torch.device = torch.device('cpu'),
-                     log: Optional[Callable[[str], None]] = None, block: int = 1,
-                     pause: float = 0.0) -> Dict[str, List[float]]:
-    """Seconds of each of ``repeats`` calls of every case, the cases' calls interleaved.
-
-    ``warmup`` rounds run first and are not timed. Each round calls every case ``block`` times
-    in a row (timing each call), in the cases' order rotated by the round number, so that no
-    case always follows the same one. ``pause`` seconds of sleep before each block let thread
-    pools that spin after work (ONNX Runtime's, OpenMP's) go quiet, so that one runtime's
-    spinning threads do not slow the next one down.
-    """
-    if repeats < 1:
-        raise ValueError(f'repeats must be at least 1, got {repeats}')
-    if warmup < 0:
-        raise ValueError(f'warmup must be 0 or more, got {warmup}')
-    if block < 1:
-        raise ValueError(f'block must be at least 1, got {block}')
-    names = list(cases)
-    times: Dict[str, List[float]] = {n: [] for n in names}
-    for r in range(warmup):
-        for name in names:
-            cases[name]()
-        _sync(device)
-        if log:
-            log(f'  warm-up {r + 1}/{warmup} done')
-    rounds = -(-repeats // block)
-    for r in range(rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            if pause:
-                time.sleep(pause)
-            for _ in range(min(block, repeats - len(times[name]))):
-                _sync(device)
-                start = time.perf_counter()
-                cases[name]()
-                _sync(device)
-                times[name].append(time.perf_counter() - start)
-        if log:
-            log(f'  round {r + 1}/{rounds}: ' + ', '.join(f'{n} {times[n][-1] * 1e3:.1f} ms' for n in names))
-    return times
 
 
 @dataclass
@@ -293,75 +120,10 @@ def _add_ratios(rows: List[Timing], references: Sequence[str]) -> None:
                 row.ratios[ref] = row.median / by_name[ref].median
 
 
-def _quiet_mmengine_logs():
-    """Silence mmengine's 'current' logger while building (random-weight banners)."""
-    from mmengine.logging import MMLogger
-
-    class _Quiet:
-        def __enter__(self):
-            self.logger = MMLogger.get_current_instance()
-            self.level = self.logger.level
-            self.logger.setLevel('ERROR')
-
-        def __exit__(self, *exc):
-            self.logger.setLevel(self.level)
-
-    return _Quiet()
-
-
-def calibrate_batchnorm(model: nn.Module, run: Callable[[], Any], steps: int = 1) -> int:
-    """Set every BatchNorm's running statistics to those of the activations ``run()`` produces.
-
-    Randomly initialised networks with default BatchNorm statistics (mean 0, variance 1) do not
-    normalise anything: ReXNet's depthwise convs under Kaiming ``fan_out`` init shrink activations
-    ~300-fold each, down to the subnormal floats that CPUs compute slowly, and a parity check on
-    such outputs could not fail. Statistics taken from the data, as training would set them, give
-    activations of a trained network's scale. Returns the number of BatchNorm layers set.
-    """
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    saved = [(m.training, m.momentum) for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration steps
-        m.train()
-    try:
-        with torch.no_grad():
-            for _ in range(steps):
-                run()
-    finally:
-        for m, (training, momentum) in zip(norms, saved):
-            m.train(training)
-            m.momentum = momentum
-    return len(norms)
-
-
 def _max_abs_diff(a, b) -> float:
     if isinstance(a, torch.Tensor):
         return float((a.float() - b.float()).abs().max()) if a.numel() else 0.0
     return max((_max_abs_diff(x, y) for x, y in zip(a, b)), default=0.0)
-
-
-# ----------------------------------------------------------------------------- backbones
-def build_backbone(cfg: dict, seed: int = 0, calibration_size: Optional[int] = 224) -> nn.Module:
-    """An MMDetection backbone from its config, initialised by its own ``init_weights``, its
-    BatchNorm statistics set on random images of ``calibration_size`` (see
-    :func:`calibrate_batchnorm`; ``None``: left at their defaults), in eval mode."""
-    from mmengine.registry import init_default_scope
-
-    import rexnet_mmdet  # noqa: F401  (registers ReXNet)
-    from mmdet.registry import MODELS
-    init_default_scope('mmdet')
-    torch.manual_seed(seed)
-    with _quiet_mmengine_logs():
-        model = MODELS.build(copy.deepcopy(cfg))
-        model.init_weights()
-    if calibration_size:
-        x = torch.randn(4, 3, calibration_size, calibration_size, generator=torch.Generator().manual_seed(seed))
-        calibrate_batchnorm(model, lambda: model(x))
-    model.eval()  # not chained: MobileNetV2.train() returns None
-    return model
 
 
 def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batches: Sequence[int] = (1, 64),
@@ -384,13 +146,13 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
             which penalises small models most.
         device: ``'cpu'`` or ``'cuda'``.
         baselines: names from :data:`BASELINE_BACKBONES`.
-        optimize: also time the ReXNets after ``optimize_for_inference`` (when available).
+        optimize: also time the ReXNets after ``optimize_for_inference``.
     """
     dev = check_device(device)
     unknown = [b for b in baselines if b not in BASELINE_BACKBONES]
     if unknown:
         raise ValueError(f'unknown baseline backbones {unknown}; choose from {", ".join(BASELINE_BACKBONES)}')
-    fast = optimizer_for_inference() if optimize else None
+    fast = optimize_for_inference if optimize else None
     models: Dict[str, Tuple[nn.Module, Timing]] = {}
     for w in widths:
         model = build_backbone(dict(type='ReXNet', widen_factor=w, out_indices=(REXNET_FINAL_TAP,)),
@@ -439,33 +201,12 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
     return rows
 
 
-# ----------------------------------------------------------------------------- detectors
-def load_config(config: str, cfg_options: Optional[dict] = None):
-    """A config from a file or from an installed package (``'mmdet::faster_rcnn/...py'``)."""
-    from mmengine.config import Config
-
-    if '::' in config:
-        from mmengine.hub import get_config
-        cfg = get_config(config)
-    elif not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config} does not exist; pass the path of a config, e.g. '
-                                f'configs/faster_rcnn_rexnet_x1.0_fpn.py, or a package config such as '
-                                f'{REFERENCE_DETECTOR}')
-    else:
-        cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
-def rexnet_detector_config(widen_factor: float, config_dir: str = osp.join(PROJECT_ROOT, 'configs')):
+def rexnet_detector_config(widen_factor: float, config_dir: str = CONFIG_DIR):
     """The Faster R-CNN + FPN config of ReXNet ``x{widen_factor}``.
 
     The project's config file when there is one (x0.9, x1.0, x2.2); any other width is the x1.0
     config with that width and the FPN's input channels from the channel rule.
     """
-    from rexnet_mmdet.models.channels import out_channels
-
     path = osp.join(config_dir, f'faster_rcnn_rexnet_{width_name(widen_factor)}_fpn.py')
     if osp.isfile(path):
         return load_config(path)
@@ -475,38 +216,6 @@ def rexnet_detector_config(widen_factor: float, config_dir: str = osp.join(PROJE
     cfg.model.backbone.widen_factor = float(widen_factor)
     cfg.model.neck.in_channels = list(out_channels(widen_factor, indices))
     return cfg
-
-
-def build_detector(cfg, seed: int = 0, calibration_size: Optional[Tuple[int, int]] = (640, 416)) -> nn.Module:
-    """The detector of ``cfg`` with random weights (its own ``init_weights``, no checkpoint read)
-    and BatchNorm statistics set on a random image of ``calibration_size = (W, H)`` (see
-    :func:`calibrate_batchnorm`; ``None``: left at their defaults)."""
-    from mmengine.registry import init_default_scope
-
-    import rexnet_mmdet  # noqa: F401
-    from mmdet.registry import MODELS
-    cfg = copy.deepcopy(cfg)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    # Random weights: no ImageNet download, no local checkpoint needed for a timing.
-    cfg.model.backbone.init_cfg = None
-    torch.manual_seed(seed)
-    with _quiet_mmengine_logs():
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-    if calibration_size:
-        # Two images: the SE blocks' BatchNorm sees one value per channel and image.
-        data = model.data_preprocessor(synthetic_batch(2, calibration_size, seed=seed + 1), False)
-        calibrate_batchnorm(model, lambda: model.extract_feat(data['inputs']))
-    return model
-
-
-def calibration_image_size(image_size: Tuple[int, int], longest: int = 640) -> Tuple[int, int]:
-    """``image_size = (W, H)`` scaled down to at most ``longest`` pixels on its long side: enough
-    for BatchNorm statistics, cheaper than the full size."""
-    scale = min(1.0, longest / max(image_size))
-    return max(32, int(image_size[0] * scale)), max(32, int(image_size[1] * scale))
-
-
 #: The heads' last layers, whose outputs decide which boxes the later stages work on.
 PREDICTION_LAYERS = ('rpn_head.rpn_cls', 'rpn_head.rpn_reg', 'roi_head.bbox_head.fc_cls',
                      'roi_head.bbox_head.fc_reg')
@@ -538,46 +247,6 @@ def equalize_heads(model: nn.Module) -> List[str]:
     return zeroed
 
 
-def _num_classes(model: nn.Module, default: int = 80) -> int:
-    for path in ('roi_head.bbox_head', 'bbox_head'):
-        obj = model
-        for attr in path.split('.'):
-            obj = getattr(obj, attr, None)
-        if obj is not None and isinstance(getattr(obj, 'num_classes', None), int):
-            return obj.num_classes
-    return default
-
-
-def synthetic_batch(batch_size: int, size_wh: Tuple[int, int], seed: int = 0, num_boxes: int = 8,
-                    num_classes: int = 80, with_mask: bool = False) -> Dict[str, list]:
-    """Random uint8 images of ``size_wh = (W, H)`` with random boxes, as a data loader yields them."""
-    import numpy as np
-    from mmengine.structures import InstanceData
-
-    from mmdet.structures import DetDataSample
-    from mmdet.structures.mask import BitmapMasks
-
-    w, h = size_wh
-    g = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for _ in range(batch_size):
-        inputs.append(torch.randint(0, 256, (3, h, w), generator=g, dtype=torch.uint8))
-        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0),
-                                             flip=False, img_id=len(samples)))
-        xy = torch.rand(num_boxes, 2, generator=g) * torch.tensor([w * 0.8, h * 0.8])
-        wh = (torch.rand(num_boxes, 2, generator=g) * 0.5 + 0.1) * torch.tensor([w * 0.4, h * 0.4])
-        boxes = torch.cat([xy, (xy + wh).minimum(torch.tensor([w - 1.0, h - 1.0]))], dim=1)
-        gt = InstanceData(bboxes=boxes, labels=torch.randint(0, num_classes, (num_boxes,), generator=g))
-        if with_mask:
-            masks = np.zeros((num_boxes, h, w), dtype=np.uint8)
-            for i, (x1, y1, x2, y2) in enumerate(boxes.round().long().tolist()):
-                masks[i, y1:y2 + 1, x1:x2 + 1] = 1
-            gt.masks = BitmapMasks(masks, h, w)
-        sample.gt_instances = gt
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 class StageTimer:
     """Seconds spent in each stage of a detector's ``predict``: backbone, neck, RPN (head and
     proposals), RoI heads (incl. post-processing), or a one-stage detector's head.
@@ -602,10 +271,10 @@ class StageTimer:
 
     def _wrap(self, fn: Callable, stage: str) -> Callable:
         def timed(*args, **kwargs):
-            _sync(self.device)
+            sync(self.device)
             start = time.perf_counter()
             out = fn(*args, **kwargs)
-            _sync(self.device)
+            sync(self.device)
             self._current[stage] = self._current.get(stage, 0.0) + time.perf_counter() - start
             return out
         return timed
@@ -630,7 +299,7 @@ def _timed_predict(model: nn.Module, inputs: torch.Tensor, samples: list, timer:
         timer.begin()
         start = time.perf_counter()
         model.predict(inputs, samples)
-        _sync(device)
+        sync(device)
         timer.end(time.perf_counter() - start)
     return run
 
@@ -649,7 +318,7 @@ def _roi_counter(model: nn.Module) -> Tuple[Dict[str, int], list]:
 def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
                         image_size: Tuple[int, int] = (1200, 800), repeats: int = 5, warmup: int = 1,
                         device: str = 'cpu', reference: Optional[str] = REFERENCE_DETECTOR,
-                        config_dir: str = osp.join(PROJECT_ROOT, 'configs'), optimize: bool = True,
+                        config_dir: str = CONFIG_DIR, optimize: bool = True,
                         uniform_heads: bool = True,
                         log: Optional[Callable[[str], None]] = print) -> List[Timing]:
     """Time ``model.predict`` of ReXNet Faster R-CNN + FPN detectors against the ResNet-50 one.
@@ -660,18 +329,18 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
             (to a multiple of 32: 1200x800 becomes 1216x800).
         repeats / warmup: timed and untimed rounds.
         reference: the config to compare with (``None``: none).
-        optimize: also time the ReXNet detectors after ``optimize_for_inference`` (when available).
+        optimize: also time the ReXNet detectors after ``optimize_for_inference``.
         uniform_heads: zero the heads' last layers (:func:`equalize_heads`) so that every
             detector's RoI head and post-processing do the same work.
     """
     dev = check_device(device)
-    fast = optimizer_for_inference() if optimize else None
+    fast = optimize_for_inference if optimize else None
     entries: List[Tuple[nn.Module, Timing, torch.Tensor, list]] = []
     specs = [(f'ReXNet {width_name(w)}', w, rexnet_detector_config(w, config_dir)) for w in widths]
     if reference:
         specs.append((REFERENCE_NAME if reference == REFERENCE_DETECTOR else osp.basename(reference), None,
                       load_config(reference)))
-    batch = synthetic_batch(1, image_size)
+    batch = fake_batch(1, image_size)
     for name, w, cfg in specs:
         if log:
             log(f'building {name} Faster R-CNN + FPN')
@@ -737,297 +406,7 @@ def target_verdicts(rows: Sequence[Timing]) -> List[str]:
     return lines
 
 
-# ----------------------------------------------------------------------------- tables
-def _ms(seconds: float) -> str:
-    return f'{seconds * 1e3:.1f}' if seconds < 10 else f'{seconds * 1e3:.0f}'
-
-
-def timing_table(rows: Sequence[Timing], markdown: bool = False) -> str:
-    """One table for the rows of one part (backbones or detectors)."""
-    from .complexity import format_count, markdown_table, text_table
-
-    if not rows:
-        return ''
-    part = rows[0].part
-    # Ratio columns: every reference some row was compared with, in a stable order.
-    references = [n for n in BASELINE_BACKBONES if any(n in r.ratios for r in rows)]
-    references += sorted({ref for r in rows for ref in r.ratios} - set(references))
-    header = ['model', 'batch', 'input', 'params', 'median ms', 'ms/image', 'IQR/median']
-    if part == 'detectors':
-        header = ['detector', 'backbone', 'input (padded)', 'params', 'RoIs', 'dets', 'median ms', 'min ms',
-                  'IQR/median']
-    header += [f'/ {ref}' for ref in references]
-    body = []
-    for r in rows:
-        ratios = [f'{r.ratios[ref]:.2f}x' if ref in r.ratios else '-' for ref in references]
-        if part == 'detectors':
-            body.append(['Faster R-CNN + FPN', r.label, f'{r.input[0]}x{r.input[1]}', format_count(r.params),
-                         r.notes.get('rois', '-'), r.notes.get('detections', '-'), _ms(r.median), _ms(r.minimum),
-                         f'{r.spread:.2f}'] + ratios)
-        else:
-            body.append([r.label, r.batch, f'{r.input[0]}x{r.input[1]}', format_count(r.params), _ms(r.median),
-                         _ms(r.median / r.batch), f'{r.spread:.2f}'] + ratios)
-    return markdown_table(header, body) if markdown else text_table(header, body)
-
-
-def stage_table(rows: Sequence[Timing], markdown: bool = False) -> str:
-    """Median milliseconds per stage of each detector (see :class:`StageTimer`)."""
-    from .complexity import markdown_table, text_table
-
-    stages = [st for st, _, _ in StageTimer.STAGES if any(st in r.notes.get('stages_ms', {}) for r in rows)]
-    stages.append('other')
-    header = ['backbone'] + [f'{st} ms' for st in stages] + ['total ms']
-    body = [[r.label] + [_ms(r.notes['stages_ms'].get(st, 0.0) / 1e3) for st in stages] + [_ms(r.median)]
-            for r in rows if r.notes.get('stages_ms')]
-    return markdown_table(header, body) if markdown else text_table(header, body)
-
-
-def plot_timings(backbones: Sequence[Timing], detectors: Sequence[Timing], path: str,
-                 title: str = '') -> str:
-    """A PNG: backbone milliseconds per image at each batch size, and the detectors' predict time
-    split into stages. Either list may be empty."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    panels = [p for p in (backbones, detectors) if p]
-    if not panels:
-        raise ValueError('nothing to plot: no backbone and no detector timings')
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
-    axes = list(axes[0])
-    if backbones:
-        ax = axes.pop(0)
-        labels = list(dict.fromkeys(r.label for r in backbones))
-        batches = list(dict.fromkeys(r.batch for r in backbones))
-        width = 0.8 / len(batches)
-        for j, batch in enumerate(batches):
-            values = [next((r.median / r.batch * 1e3 for r in backbones if r.label == lab and r.batch == batch), 0)
-                      for lab in labels]
-            ax.barh([i + j * width for i in range(len(labels))], values, height=width, label=f'batch {batch}')
-        ax.set_yticks([i + width * (len(batches) - 1) / 2 for i in range(len(labels))], labels)
-        ax.invert_yaxis()
-        ax.set_xlabel('median ms per image')
-        ax.set_title(f'Backbones, {backbones[0].input[0]}x{backbones[0].input[1]}')
-        ax.legend()
-    if detectors:
-        ax = axes.pop(0)
-        stages = [st for st, _, _ in StageTimer.STAGES
-                  if any(st in r.notes.get('stages_ms', {}) for r in detectors)] + ['other']
-        left = [0.0] * len(detectors)
-        for st in stages:
-            values = [r.notes.get('stages_ms', {}).get(st, 0.0) for r in detectors]
-            ax.barh(range(len(detectors)), values, left=left, label=st)
-            left = [a + b for a, b in zip(left, values)]
-        for i, r in enumerate(detectors):
-            ratio = r.ratios.get(REFERENCE_NAME)
-            if ratio is not None:
-                ax.text(left[i], i, f' {ratio:.2f}x', va='center')
-        ax.set_yticks(range(len(detectors)), [r.label for r in detectors])
-        ax.invert_yaxis()
-        ax.set_xlabel('median ms per image (stages: medians)')
-        ax.set_title(f'Faster R-CNN + FPN predict, {detectors[0].input[0]}x{detectors[0].input[1]}')
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-# ----------------------------------------------------------------------------- memory
-def _proc_status_kib(field_name: str) -> Optional[int]:
-    try:
-        with open('/proc/self/status', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith(field_name + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _release_free_memory() -> None:
-    """Return freed heap memory to the system, so later allocations show up as new resident memory."""
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's resident-memory high-water mark (VmHWM) to the current RSS (Linux >= 4.0)."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
-class PeakMemory:
-    """Peak memory of the code run inside ``with`` above what was in use on entry.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` (tensors only). CPU: the process's resident
-    memory high-water mark (``VmHWM``), reset on entry; freed heap memory is handed back to the
-    system first so that reused memory counts. Where the mark cannot be reset it falls back to
-    ``ru_maxrss``, which is then only right if the block sets a new peak for the process.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak_bytes = 0
-        self.baseline_bytes = 0
-        self.method = ''
-
-    def __enter__(self) -> 'PeakMemory':
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.baseline_bytes = torch.cuda.memory_allocated(self.device)
-            self.method = 'torch.cuda.max_memory_allocated'
-            return self
-        _release_free_memory()
-        if _reset_peak_rss() and _proc_status_kib('VmHWM') is not None:
-            self.method = 'VmHWM (peak resident memory, reset before the step)'
-            self.baseline_bytes = _proc_status_kib('VmRSS') * 1024
-        else:
-            import resource
-            self.method = 'ru_maxrss (process peak; VmHWM could not be reset)'
-            self.baseline_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            peak = torch.cuda.max_memory_allocated(self.device)
-        elif self.method.startswith('VmHWM'):
-            peak = _proc_status_kib('VmHWM') * 1024
-        else:
-            import resource
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        self.peak_bytes = max(0, peak - self.baseline_bytes)
-
-
-def _backbone_loss(outs) -> torch.Tensor:
-    return sum(o.float().mean() for o in outs)
-
-
-def train_step_memory(config: str, with_cp: bool, batch_size: int = 2, image_size: Tuple[int, int] = (1200, 800),
-                      device: str = 'cpu', warmup: int = 1, scope: str = 'detector', seed: int = 0,
-                      cfg_options: Optional[dict] = None) -> Dict[str, Any]:
-    """Peak memory of one training step (forward + backward) of a detector config, in this process.
-
-    Run each variant in a fresh process (:func:`train_step_memory_isolated`): the allocator's
-    state from one variant would otherwise blur the next.
-
-    Args:
-        config: detector config (file or ``'mmdet::...'``).
-        with_cp: the backbone's gradient checkpointing.
-        batch_size / image_size: the batch, images of ``(W, H)`` before padding.
-        warmup: untimed, unmeasured steps before the measured one (one-off allocations such as
-            the gradients' buffers and kernel caches then do not count).
-        scope: ``'detector'`` (the whole model's losses) or ``'backbone'`` (the backbone alone,
-            loss = sum of the means of its outputs), to see where the peak comes from.
-
-    Returns a dict: ``peak_mib`` (above the memory in use before the step, which holds the model
-    and the batch), ``baseline_mib``, ``step_s`` and the settings.
-    """
-    if scope not in ('detector', 'backbone'):
-        raise ValueError(f"scope must be 'detector' or 'backbone', got {scope!r}")
-    dev = check_device(device)
-    cfg = load_config(config, cfg_options)
-    cfg.model.backbone.with_cp = bool(with_cp)
-    model = build_detector(cfg, seed, calibration_image_size(image_size)).to(dev)
-    model.train()
-    batch = synthetic_batch(batch_size, image_size, seed=seed, num_classes=_num_classes(model),
-                            with_mask=getattr(getattr(model, 'roi_head', None), 'with_mask', False))
-    data = model.data_preprocessor(batch, True)
-    inputs, samples = data['inputs'], data['data_samples']
-    params = [p for p in model.parameters() if p.requires_grad]
-
-    def step() -> None:
-        if scope == 'detector':
-            losses = model.loss(inputs, samples)
-            loss, _ = model.parse_losses(losses)
-        else:
-            loss = _backbone_loss(model.backbone(inputs))
-        loss.backward()
-
-    for _ in range(warmup):
-        step()
-        for p in params:
-            p.grad = None
-    # The gradients are allocated again in the measured step, as in a training step after
-    # ``optimizer.zero_grad()`` (set_to_none, PyTorch's default).
-    start = time.perf_counter()
-    with PeakMemory(dev) as mem:
-        step()
-    elapsed = time.perf_counter() - start
-    mib = 1024 ** 2
-    return dict(config=config, with_cp=bool(with_cp), scope=scope, batch=batch_size,
-                image=f'{image_size[0]}x{image_size[1]}', padded=f'{inputs.shape[-1]}x{inputs.shape[-2]}',
-                device=str(dev), peak_mib=mem.peak_bytes / mib, baseline_mib=mem.baseline_bytes / mib,
-                grad_mib=sum(p.numel() * p.element_size() for p in params) / mib,
-                step_s=elapsed, method=mem.method, threads=torch.get_num_threads(),
-                backbone_trainable=sum(p.numel() for p in model.backbone.parameters() if p.requires_grad))
-
-
-_WORKER_MARK = 'TRAIN_STEP_MEMORY_JSON='
-
-
-def _memory_worker(arg: str) -> None:
-    """Entry point of the subprocess: ``arg`` is the JSON of :func:`train_step_memory`'s arguments."""
-    kwargs = json.loads(arg)
-    threads = kwargs.pop('threads', None)
-    if threads:
-        torch.set_num_threads(int(threads))
-    kwargs['image_size'] = tuple(kwargs['image_size'])
-    result = train_step_memory(**kwargs)
-    print(_WORKER_MARK + json.dumps(result), flush=True)
-
-
-def train_step_memory_isolated(config: str, with_cp: bool, threads: Optional[int] = None,
-                               timeout: Optional[float] = None, **kwargs) -> Dict[str, Any]:
-    """:func:`train_step_memory` in a fresh Python process (arguments as there)."""
-    args = dict(config=config, with_cp=with_cp, threads=threads, **kwargs)
-    if 'image_size' in args:
-        args['image_size'] = list(args['image_size'])
-    code = 'import sys; from rexnet_mmdet.analysis.benchmark import _memory_worker; _memory_worker(sys.argv[1])'
-    env = dict(os.environ)
-    env['PYTHONPATH'] = PROJECT_ROOT + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    proc = subprocess.run([sys.executable, '-c', code, json.dumps(args)], capture_output=True, text=True,
-                          env=env, timeout=timeout)
-    for line in proc.stdout.splitlines():
-        if line.startswith(_WORKER_MARK):
-            return json.loads(line[len(_WORKER_MARK):])
-    raise RuntimeError(f'the training-step memory measurement of {config} (with_cp={with_cp}) failed '
-                       f'(exit code {proc.returncode}):\n{proc.stderr[-3000:]}')
-
-
-def memory_table(results: Sequence[Dict[str, Any]], markdown: bool = False) -> str:
-    """Peak memory with and without ``with_cp``, and the saving, per config and scope."""
-    from .complexity import markdown_table, text_table
-
-    header = ['config', 'scope', 'batch', 'input (padded)', 'with_cp', 'peak MiB', 'saving', 'step s']
-    body = []
-    plain = {(r['config'], r['scope']): r for r in results if not r['with_cp']}
-    for r in results:
-        base = plain.get((r['config'], r['scope']))
-        saving = '-'
-        if r['with_cp'] and base and base['peak_mib'] > 0:
-            saving = f"{(1 - r['peak_mib'] / base['peak_mib']) * 100:.0f}%"
-        body.append([osp.basename(r['config']), r['scope'], r['batch'], r['padded'],
-                     'yes' if r['with_cp'] else 'no', f"{r['peak_mib']:.0f}", saving, f"{r['step_s']:.1f}"])
-    return markdown_table(header, body) if markdown else text_table(header, body)
-
-
-__all__ = ['busy_warning', 'busy_cores', 'BASELINE_BACKBONES', 'REFERENCE_DETECTOR', 'DETECTOR_TARGETS', 'Timing', 'StageTimer', 'PeakMemory',
-           'machine_info', 'format_machine', 'check_device', 'optimizer_for_inference', 'width_name',
-           'time_interleaved', 'calibrate_batchnorm', 'calibration_image_size', 'build_backbone',
-           'benchmark_backbones', 'load_config', 'rexnet_detector_config', 'build_detector', 'synthetic_batch',
-           'benchmark_detectors', 'equalize_heads', 'PREDICTION_LAYERS', 'target_verdicts', 'timing_table', 'stage_table', 'plot_timings', 'train_step_memory',
-           'train_step_memory_isolated', 'memory_table']
+__all__ = ['BASELINE_BACKBONES', 'REFERENCE_DETECTOR', 'REFERENCE_NAME', 'DETECTOR_TARGETS', 'DEFAULT_BACKBONE_WIDTHS',
+           'DEFAULT_DETECTOR_WIDTHS', 'PREDICTION_LAYERS', 'Timing', 'StageTimer', 'width_name',
+           'benchmark_backbones', 'rexnet_detector_config', 'equalize_heads', 'benchmark_detectors',
+           'target_verdicts']

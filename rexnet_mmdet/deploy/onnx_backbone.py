@@ -8,15 +8,17 @@ the blocks' partial residual is written out of place (``torch.cat``), which ONNX
 Outputs are named after the taps (``C2``, ``C3``, ``C4``, ``C5``, ``exp16``, ``final_conv``,
 ``block0``); the input is ``input``, ``(N, 3, H, W)``, normalised as for training.
 """
+import copy
 import os
 import os.path as osp
-import statistics
-import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from ..utils.build import build_backbone
+from .fuse import optimize_for_inference
 
 DEFAULT_OPSET = 17
 
@@ -39,27 +41,16 @@ def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[i
                               optimize: bool = True, seed: int = 0, calibration_size: int = 224) -> nn.Module:
     """A ReXNet backbone in eval mode, with BatchNorm folded into the convs when ``optimize``.
 
-    Weights: ``checkpoint`` (any format :func:`rexnet_mmdet.checkpoint.load_backbone_weights`
+    Weights: ``checkpoint`` (any format :func:`rexnet_mmdet.models.weights.load_backbone_weights`
     reads), else random ones with BatchNorm statistics set on random images of
     ``calibration_size`` (so that outputs have a trained network's scale and a parity check
     means something). Channels-last is left
     off: ONNX has no memory layout, ONNX Runtime picks its own.
     """
-    import rexnet_mmdet  # noqa: F401  (registers ReXNet)
-    from mmdet.registry import MODELS
-    from rexnet_mmdet.analysis.benchmark import build_backbone
-
     cfg = dict(type='ReXNet', widen_factor=widen_factor, out_indices=tuple(out_indices),
                block_channels=None if block_channels is None else list(block_channels), init_cfg=None)
-    if checkpoint:
-        from rexnet_mmdet.models.weights.formats import load_backbone_weights
-        model = MODELS.build(cfg)
-        load_backbone_weights(model, checkpoint)
-    else:
-        model = build_backbone(cfg, seed=seed, calibration_size=calibration_size)
-    model.eval()
+    model = build_backbone(cfg, seed=seed, checkpoint=checkpoint, calibration_size=calibration_size)
     if optimize:
-        from rexnet_mmdet.deploy import optimize_for_inference
         optimize_for_inference(model, channels_last=False)
     return model
 
@@ -147,29 +138,20 @@ def parity(model: nn.Module, session, x: torch.Tensor) -> Dict[str, float]:
     return diffs
 
 
-
-
 def float32_error(model: nn.Module, x: torch.Tensor) -> float:
     """Max absolute difference between ``model``'s float32 outputs and its float64 ones: the
     rounding error PyTorch itself makes, against which an exported model's difference is judged."""
-    import copy
-
     with torch.no_grad():
         single = model(x)
         double = copy.deepcopy(model).double()(x.double())
     return max(float((a.double() - b).abs().max()) for a, b in zip(single, double))
 
 
-def time_interleaved(cases: Dict[str, Callable[[], object]], repeats: int = 50, warmup: int = 5,
-                     block: int = 10, pause: float = 0.3) -> Dict[str, float]:
-    """Median seconds of each case: rounds of ``block`` consecutive calls per case, the cases
-    taking turns, with a ``pause`` before each block so that one runtime's spinning worker
-    threads (ONNX Runtime's and PyTorch's OpenMP pools both spin after work) do not slow the next."""
-    from rexnet_mmdet.analysis.benchmark import time_interleaved as interleaved
-
-    times = interleaved(cases, repeats, warmup, block=block, pause=pause)
-    return {name: statistics.median(t) for name, t in times.items()}
+#: How :func:`rexnet_mmdet.utils.timing.time_interleaved` compares runtimes: turns of ``block``
+#: consecutive calls, with a ``pause`` before each so that one runtime's spinning worker threads
+#: (ONNX Runtime's and PyTorch's OpenMP pools both spin after work) do not slow the next.
+RUNTIME_TIMING = dict(block=10, pause=0.3)
 
 
 __all__ = ['DEFAULT_OPSET', 'build_backbone_for_export', 'output_names', 'export_backbone', 'ort_session',
-           'run_session', 'parity', 'float32_error', 'time_interleaved']
+           'run_session', 'parity', 'float32_error', 'RUNTIME_TIMING']

@@ -11,6 +11,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ..utils.build import load_config
+from ..utils.cli import fail
+
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 
 
@@ -29,18 +32,15 @@ def add_common_arguments(parser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
 
 
-def load_config(config: str, cfg_options: Optional[dict], work_dir: Optional[str], launcher: str) -> Config:
-    """Read ``config``, apply ``--cfg-options`` and settle the work dir."""
+def load_run_config(config: str, cfg_options: Optional[dict], work_dir: Optional[str], launcher: str) -> Config:
+    """Read ``config``, apply ``--cfg-options`` and settle the launcher and the work dir."""
     if not osp.isfile(config):
-        raise SystemExit(f'error: config file {config} not found (absolute path {osp.abspath(config)}); '
-                         f'the configs are in configs/')
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        fail(f'config file {config} not found (absolute path {osp.abspath(config)}); the configs are in configs/')
+    cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
     if launcher == 'pytorch' and 'RANK' not in os.environ:
-        raise SystemExit('error: --launcher pytorch needs the environment torchrun sets up (RANK, LOCAL_RANK, '
-                         'WORLD_SIZE); start it with tools/dist_train.sh or torchrun, not python directly')
+        fail('--launcher pytorch needs the environment torchrun sets up (RANK, LOCAL_RANK, '
+             'WORLD_SIZE); start it with tools/dist_train.sh or torchrun, not python directly')
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -133,10 +133,4 @@ def is_main_process() -> bool:
         if key in os.environ:
             return int(os.environ[key]) == 0
     return True
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Stop with a one-paragraph error (no traceback: the message says what to do)."""
-    print(f'error: {message}', file=sys.stderr, flush=True)
-    raise SystemExit(code)
 
