@@ -8,7 +8,7 @@ model computes (outputs agree to float rounding).
 """
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, fuse_conv_bn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.blocks import SqueezeExcite
@@ -16,7 +16,9 @@ from ..models.rexnet import ReXNet
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> None:
-    """Fold an eval-mode BatchNorm that follows ``conv`` into the conv's weight and bias, in place."""
+    """Fold an eval-mode BatchNorm that follows ``conv`` into the conv's weight and bias, in place.
+
+    Kept beside ``mmcv.cnn.fuse_conv_bn`` because it also folds a BatchNorm without affine weights."""
     inv_std = torch.rsqrt(bn.running_var + bn.eps)
     scale = bn.weight.detach() * inv_std if bn.affine else inv_std
     shift = (bn.bias.detach() if bn.affine else 0) - bn.running_mean * scale
@@ -24,6 +26,19 @@ def fold_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> None:
     with torch.no_grad():
         conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
     conv.bias = nn.Parameter(bias * scale + shift, requires_grad=conv.weight.requires_grad)
+
+
+def _fold_into(parent: nn.Module, conv_name: str, norm_name: str) -> None:
+    """Fold ``parent.<norm_name>`` into ``parent.<conv_name>`` and put an ``nn.Identity`` in its place."""
+    norm = getattr(parent, norm_name)
+    if norm.affine:
+        # mmcv folds each conv with the BatchNorm registered right after it among the children:
+        # here exactly the pair asked for, as the callers checked their order.
+        fuse_conv_bn(parent)
+    else:
+        # mmcv's fusion needs the BN's affine weight; a norm_cfg with affine=False has none.
+        fold_conv_bn(getattr(parent, conv_name), norm)
+        setattr(parent, norm_name, nn.Identity())
 
 
 def fold_batchnorm(module: nn.Module) -> int:
@@ -34,15 +49,14 @@ def fold_batchnorm(module: nn.Module) -> int:
     folded = 0
     for cm in [m for m in module.modules() if isinstance(m, ConvModule)]:
         norm = getattr(cm, cm.norm_name, None) if cm.with_norm else None
+        # mmcv's fuse_conv_bn goes by registration order (conv first in every ConvModule), not by
+        # ``order``: a norm that runs before the conv must stay.
         if isinstance(norm, _BatchNorm) and cm.order.index('conv') < cm.order.index('norm'):
-            fold_conv_bn(cm.conv, norm)
-            delattr(cm, cm.norm_name)
-            cm.with_norm = False
+            _fold_into(cm, 'conv', cm.norm_name)
             folded += 1
     for se in [m for m in module.modules() if isinstance(m, SqueezeExcite)]:
         if isinstance(se.bn, _BatchNorm):
-            fold_conv_bn(se.fc1, se.bn)
-            se.bn = nn.Identity()
+            _fold_into(se, 'fc1', 'bn')
             folded += 1
     return folded
 

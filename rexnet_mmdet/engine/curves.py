@@ -75,12 +75,12 @@ def plot_training_curves(work_dir: str, out_file: Optional[str] = None, title: s
     log = read_scalar_logs(_session_files(work_dir))
     if not log.train:
         return None
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    # A Figure with no pyplot: it renders PNG with Agg and leaves the process's backend alone.
+    from matplotlib.figure import Figure
 
     out_file = out_file or osp.join(work_dir, 'training_curves.png')
-    fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    ax_loss, ax_ap = fig.subplots(1, 2)
     iters = [r['iter'] for r in log.train]
     loss_keys = ['loss'] + sorted({k for r in log.train for k in r if k.startswith('loss_') and 'acc' not in k})
     for key in loss_keys:
@@ -116,7 +116,6 @@ def plot_training_curves(work_dir: str, out_file: Optional[str] = None, title: s
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_file, dpi=100)
-    plt.close(fig)
     return out_file
 
 
