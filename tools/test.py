@@ -9,15 +9,13 @@ are printed as a table. Several GPUs: tools/dist_test.sh.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without installing
-
-import rexnet_mmdet.datasets  # noqa: E402,F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CorruptCheckpointError, DatasetCheckError, UnsafeCheckpointError,  # noqa: E402
+import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
+from rexnet_mmdet.engine import (CorruptCheckpointError, DatasetCheckError, UnsafeCheckpointError,
                                  check_run_data)
-from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, fail, is_main_process,  # noqa: E402
-                                        load_config, prepare_distributed, use_standard_coco_summary)
+from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, is_main_process, load_run_config,
+                                        prepare_distributed, use_standard_coco_summary)
+from rexnet_mmdet.utils.cli import fail
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -35,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def configure(args: argparse.Namespace):
     if not osp.isfile(args.checkpoint):
         fail(f'checkpoint {args.checkpoint} not found (absolute path {osp.abspath(args.checkpoint)})')
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     cfg.resume = False
     use_standard_coco_summary(cfg)

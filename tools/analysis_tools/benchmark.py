@@ -5,11 +5,11 @@ warm-up; medians and median ratios are reported. ReXNet models are timed as buil
 after ``rexnet_mmdet.deploy.optimize_for_inference`` ("optimized") when the project has it.
 
 Examples:
-    python tools/benchmark.py                                  # backbones + detectors (a few minutes)
-    python tools/benchmark.py --part backbones --batches 1 --repeats 50
-    python tools/benchmark.py --part detectors --repeats 9 --markdown --json work_dirs/speed.json
-    python tools/benchmark.py --part memory                    # Faster R-CNN x2.2 training step, with_cp on/off
-    python tools/benchmark.py --device cuda --part all
+    python tools/analysis_tools/benchmark.py                                  # backbones + detectors (a few minutes)
+    python tools/analysis_tools/benchmark.py --part backbones --batches 1 --repeats 50
+    python tools/analysis_tools/benchmark.py --part detectors --repeats 9 --markdown --json work_dirs/speed.json
+    python tools/analysis_tools/benchmark.py --part memory                    # Faster R-CNN x2.2 training step, with_cp on/off
+    python tools/analysis_tools/benchmark.py --device cuda --part all
 """
 import argparse
 import json
@@ -18,8 +18,12 @@ import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import torch
+
+from rexnet_mmdet.analysis import memory, report, speed
+from rexnet_mmdet.utils import timing
+from rexnet_mmdet.utils.build import CONFIG_DIR
+from rexnet_mmdet.utils.cli import tool_main
 
 PARTS = ('backbones', 'detectors', 'memory', 'speed', 'all')
 
@@ -61,7 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--no-optimized', action='store_true',
                         help='time the ReXNet models as built only (not after optimize_for_inference)')
     parser.add_argument('--memory-config', nargs='+',
-                        default=[osp.join(ROOT, 'configs', 'faster_rcnn_rexnet_x2.2_fpn.py')],
+                        default=[osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x2.2_fpn.py')],
                         help='detector config(s) for --part memory (default: Faster R-CNN x2.2)')
     parser.add_argument('--memory-batch', type=int, default=2, help='training batch (default: 2)')
     parser.add_argument('--memory-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
@@ -94,66 +98,56 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    from rexnet_mmdet.analysis import benchmark as bm
-
-    try:
-        bm.check_device(args.device)
-    except ValueError as e:
-        log(f'error: {e}')
-        return 2
-    torch.set_num_threads(args.threads or bm.usable_cores())
-    machine = bm.machine_info(args.device)
-    print(bm.format_machine(machine))
-    warning = bm.busy_warning(torch.get_num_threads()) if args.device == 'cpu' and args.part != 'memory' else None
+    timing.check_device(args.device)
+    torch.set_num_threads(args.threads or timing.usable_cores())
+    machine = timing.machine_info(args.device)
+    print(timing.format_machine(machine))
+    warning = timing.busy_warning(torch.get_num_threads()) if args.device == 'cpu' and args.part != 'memory' else None
     if warning:
         print(warning)
     optimize = not args.no_optimized
-    if optimize and bm.optimizer_for_inference() is None:
-        print('note: rexnet_mmdet.deploy.optimize_for_inference is not available: ReXNet models are '
-              'timed as built only')
     parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'memory')}.get(
         args.part, (args.part,))
-    report = dict(machine=machine, settings=vars(args), results={})
+    record = dict(machine=machine, settings=vars(args), results={})
     started = time.time()
     backbone_rows, detector_rows = [], []
 
     if 'backbones' in parts:
-        widths = args.widths or bm.DEFAULT_BACKBONE_WIDTHS
+        widths = args.widths or speed.DEFAULT_BACKBONE_WIDTHS
         repeats = {b: args.repeats for b in args.batches} if args.repeats else None
         warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
         block = {b: args.block for b in args.batches} if args.block else None
-        rows = backbone_rows = bm.benchmark_backbones(widths, args.batches, args.size, repeats, warmup,
+        rows = backbone_rows = speed.benchmark_backbones(widths, args.batches, args.size, repeats, warmup,
                                                       args.device, optimize=optimize, block=block, log=log)
         print(f'\nBackbones up to their final feature map, random {args.size}x{args.size} images, '
               f'eval mode, torch.no_grad(); median of the timed calls; "/ X" = median over X\'s median')
-        print(bm.timing_table(rows, args.markdown))
-        report['results']['backbones'] = [r.to_dict() for r in rows]
+        print(report.timing_table(rows, args.markdown))
+        record['results']['backbones'] = [r.to_dict() for r in rows]
 
     if 'detectors' in parts:
-        widths = args.widths or bm.DEFAULT_DETECTOR_WIDTHS
-        rows = detector_rows = bm.benchmark_detectors(
+        widths = args.widths or speed.DEFAULT_DETECTOR_WIDTHS
+        rows = detector_rows = speed.benchmark_detectors(
             widths, tuple(args.det_size), args.repeats or 5, 1 if args.warmup is None else args.warmup,
-            args.device, reference=None if args.no_reference else bm.REFERENCE_DETECTOR, optimize=optimize,
+            args.device, reference=None if args.no_reference else speed.REFERENCE_DETECTOR, optimize=optimize,
             uniform_heads=not args.random_heads, log=log)
-        print(f'\nFaster R-CNN + FPN, random weights'
+        print('\nFaster R-CNN + FPN, random weights'
               + ('' if args.random_heads else ' (prediction layers zeroed: the same proposals for every detector)')
               + f', eval mode, model.predict under torch.no_grad(), one random {args.det_size[0]}x'
               f'{args.det_size[1]} image padded by the data preprocessor; median of the timed calls')
-        print(bm.timing_table(rows, args.markdown))
+        print(report.timing_table(rows, args.markdown))
         print('\nWhere the time goes (median ms per stage; rpn = RPN head + proposals, roi_head = RoI '
               'heads + post-processing, other = the rest of predict)')
-        print(bm.stage_table(rows, args.markdown))
+        print(report.stage_table(rows, args.markdown))
         for row in rows:
             if 'max_abs_diff_vs_eager' in row.notes:
                 print(f'{row.label}: backbone outputs differ from eager by at most '
                       f'{row.notes["max_abs_diff_vs_eager"]:.2e} (outputs up to {row.notes["output_max_abs"]:.3g})')
-        for line in bm.target_verdicts(rows):
+        for line in speed.target_verdicts(rows):
             print(line)
-        report['results']['detectors'] = [r.to_dict() for r in rows]
+        record['results']['detectors'] = [r.to_dict() for r in rows]
 
     if 'memory' in parts:
         results = []
@@ -161,7 +155,7 @@ def main(argv=None) -> int:
             for scope in args.memory_scope:
                 for with_cp in (False, True):
                     log(f'memory: {osp.basename(config)}, {scope}, with_cp={with_cp} (fresh process) ...')
-                    r = bm.train_step_memory_isolated(
+                    r = memory.train_step_memory_isolated(
                         config, with_cp, threads=torch.get_num_threads(), batch_size=args.memory_batch,
                         image_size=tuple(args.memory_size), device=args.device, warmup=args.memory_warmup,
                         scope=scope)
@@ -170,21 +164,21 @@ def main(argv=None) -> int:
         print(f'\nPeak memory of one training step (forward + backward, after {args.memory_warmup} '
               f'unmeasured step(s)), above the memory held before it (model, batch); each row in a fresh '
               f'process; measured as {results[0]["method"]}')
-        print(bm.memory_table(results, args.markdown))
-        report['results']['memory'] = results
+        print(report.memory_table(results, args.markdown))
+        record['results']['memory'] = results
 
     if args.plot and ('backbones' in parts or 'detectors' in parts):
-        print(f'wrote {bm.plot_timings(backbone_rows, detector_rows, args.plot, bm.format_machine(machine))}')
-    machine_after = bm.load_average()
-    report['load_average_after'] = machine_after
-    report['seconds'] = time.time() - started
+        print(f'wrote {report.plot_timings(backbone_rows, detector_rows, args.plot, timing.format_machine(machine))}')
+    machine_after = timing.load_average()
+    record['load_average_after'] = machine_after
+    record['seconds'] = time.time() - started
     if machine_after:
         print(f'\nload average after: {" ".join(f"{v:.2f}" for v in machine_after)} '
-              f'({report["seconds"]:.0f} s in all)')
+              f'({record["seconds"]:.0f} s in all)')
     if args.json:
         os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
         with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(report, f, indent=1, default=str)
+            json.dump(record, f, indent=1, default=str)
         print(f'wrote {args.json}')
     return 0
 

@@ -6,24 +6,24 @@ the cumulative distribution of the singular values normalised to [0, 1].
 
 Examples:
     # trained vs. random ReXNet-1.0 on the images of a folder
-    python tools/feature_rank.py --images data/coco/val2017 --num-images 500 \\
+    python tools/analysis_tools/feature_rank.py --images data/coco/val2017 --num-images 500 \\
         --backbone trained=rexnet:1.0:checkpoints/rexnetv1_1.0.pth --backbone rexnet:1.0
     # a detector's backbone (detector checkpoint: its backbone.* weights are used)
-    python tools/feature_rank.py --synthetic \\
+    python tools/analysis_tools/feature_rank.py --synthetic \\
         --config configs/faster_rcnn_rexnet_x1.0_fpn.py:work_dirs/demo/epoch_12.pth
     # linear vs. stage-wise channels (random weights: shows the architecture alone)
-    python tools/feature_rank.py --backbone rexnet:1.0 --backbone rexnet-stagewise:1.0
+    python tools/analysis_tools/feature_rank.py --backbone rexnet:1.0 --backbone rexnet-stagewise:1.0
 """
 import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from rexnet_mmdet.analysis.rank import (build_backbone, feature_rank, folder_images,  # noqa: E402
-                                        parse_backbone_spec, parse_config_spec, plot_feature_rank,
-                                        pooled_features, recalibrate_batchnorm, random_images, synthetic_images)
+from rexnet_mmdet.analysis.feature_rank import (backbone_from_spec, feature_rank, folder_images, parse_backbone_spec,
+                                                parse_config_spec, pooled_features, random_images,
+                                                recalibrate_batchnorm, synthetic_images)
+from rexnet_mmdet.analysis.report import plot_feature_rank
+from rexnet_mmdet.utils.cli import fail, tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Backbones: --backbone [LABEL=]KIND:WIDTH[:CHECKPOINT] with KIND rexnet or '
                'rexnet-stagewise (the stage-wise channels of equal FLOPs, see '
-               'tools/plot_channels.py); no checkpoint = random initialisation. '
+               'tools/analysis_tools/plot_channels.py); no checkpoint = random initialisation. '
                '--config [LABEL=]CONFIG.py[:CHECKPOINT] takes the backbone of a detector config. '
                'Randomly initialised backbones get their BatchNorm statistics from the images. '
                'Checkpoints: ImageNet (official, timm, this project\'s) or detector checkpoints; '
@@ -60,42 +60,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.time()
-    try:
-        specs = [parse_backbone_spec(s) for s in args.backbone] + [parse_config_spec(s) for s in args.config]
-    except ValueError as err:
-        sys.exit(f'feature_rank: {err}')
+    specs = [parse_backbone_spec(s) for s in args.backbone] + [parse_config_spec(s) for s in args.config]
     if not specs:
         specs = [parse_backbone_spec('rexnet:1.0'), parse_backbone_spec('rexnet-stagewise:1.0')]
         print('[feature_rank] no backbone given: comparing rexnet:1.0 and rexnet-stagewise:1.0 '
               '(random weights)')
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
-        sys.exit(f'feature_rank: two backbones share a label ({labels}); name them with LABEL=SPEC')
+        fail(f'two backbones share a label ({labels}); name them with LABEL=SPEC')
     if args.num_images < 2:
-        sys.exit(f'feature_rank: --num-images must be at least 2, got {args.num_images}')
-    torch_seed = args.seed
-    try:
-        if args.images:
-            images, source = folder_images(args.images, args.size, args.num_images), args.images
-        elif args.synthetic:
-            images, source = synthetic_images(args.num_images, args.size, args.seed), 'synthetic shapes'
-        else:
-            images, source = random_images(args.num_images, args.size, args.seed), 'random normal inputs'
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f'feature_rank: {err}')
+        fail(f'--num-images must be at least 2, got {args.num_images}')
+    if args.images:
+        images, source = folder_images(args.images, args.size, args.num_images), args.images
+    elif args.synthetic:
+        images, source = synthetic_images(args.num_images, args.size, args.seed), 'synthetic shapes'
+    else:
+        images, source = random_images(args.num_images, args.size, args.seed), 'random normal inputs'
     print(f'[feature_rank] {images.shape[0]} images ({source}) at {args.size}x{args.size}')
 
-    import torch
     results = {}
     for spec in specs:
-        torch.manual_seed(torch_seed)  # the same random initialisation for equal specs
         try:
-            backbone = build_backbone(spec, args.tap)
+            # One seed for every spec: equal specs get the same random initialisation.
+            backbone = backbone_from_spec(spec, args.tap, seed=args.seed)
         except (FileNotFoundError, ValueError) as err:
-            sys.exit(f'feature_rank: {spec.label}: {err}')
+            fail(f'{spec.label}: {err}')
         if not spec.checkpoint:
             # Random weights: BN statistics from the images (see recalibrate_batchnorm).
             recalibrate_batchnorm(backbone, images, args.batch_size)
@@ -123,4 +116,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -3,10 +3,10 @@
 FLOPs count one multiply-add as one FLOP (the paper's convention). No dataset is needed.
 
 Examples:
-    python tools/get_flops.py --backbone rexnet --widen-factor 0.9 1.0 1.3
-    python tools/get_flops.py configs/faster_rcnn_rexnet_x1.0_fpn.py --shape 1200 800
-    python tools/get_flops.py configs/ssdlite_rexnet_x1.0.py --shape 320
-    python tools/get_flops.py --all-configs --markdown
+    python tools/analysis_tools/get_flops.py --backbone rexnet --widen-factor 0.9 1.0 1.3
+    python tools/analysis_tools/get_flops.py configs/faster_rcnn_rexnet_x1.0_fpn.py --shape 1200 800
+    python tools/analysis_tools/get_flops.py configs/ssdlite_rexnet_x1.0.py --shape 320
+    python tools/analysis_tools/get_flops.py --all-configs --markdown
 """
 import argparse
 import glob
@@ -14,10 +14,12 @@ import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from rexnet_mmdet.analysis.paper import CONFIG_NAMES, paper_classifier, paper_detector  # noqa: E402
+from rexnet_mmdet.analysis.complexity import backbone_complexity, classifier_complexity, detector_complexity
+from rexnet_mmdet.analysis.channel_configs import stagewise_block_channels
+from rexnet_mmdet.analysis.paper import CONFIG_NAMES, paper_classifier, paper_detector
+from rexnet_mmdet.utils.build import CONFIG_DIR
+from rexnet_mmdet.utils.cli import fail, tool_main
+from rexnet_mmdet.utils.tables import format_count, table
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,12 +64,10 @@ def _size_text(shape) -> str:
 
 
 def _print_table(header, rows, markdown: bool) -> None:
-    from rexnet_mmdet.analysis.complexity import markdown_table, text_table
-    print(markdown_table(header, rows) if markdown else text_table(header, rows))
+    print(table(header, rows, markdown))
 
 
 def _detail(result) -> None:
-    from rexnet_mmdet.analysis.complexity import format_count
     for name, flops in result.by_module.items():
         params = result.params_by_module.get(name, 0)
         print(f'    {name:<12} FLOPs {format_count(flops):>8}   params {format_count(params):>8}')
@@ -77,9 +77,6 @@ def _detail(result) -> None:
 
 
 def run_backbone(args) -> None:
-    from rexnet_mmdet.analysis.channel_configs import stagewise_block_channels
-    from rexnet_mmdet.analysis.complexity import backbone_complexity, classifier_complexity
-
     size = args.shape or [224]
     header = ['model', 'input', 'params', 'params (paper)', 'FLOPs', 'FLOPs (paper, 224)',
               'backbone FLOPs (to C5)']
@@ -105,7 +102,7 @@ def run_backbone(args) -> None:
 def _config_list(args):
     configs = list(args.configs)
     if args.all_configs:
-        found = {osp.splitext(osp.basename(p))[0]: p for p in glob.glob(osp.join(ROOT, 'configs', '*.py'))}
+        found = {osp.splitext(osp.basename(p))[0]: p for p in glob.glob(osp.join(CONFIG_DIR, '*.py'))}
         missing = [n for n in CONFIG_NAMES if n not in found]
         if missing:
             print(f'warning: configs/ lacks {", ".join(missing)}; counting the others', file=sys.stderr)
@@ -114,13 +111,12 @@ def _config_list(args):
 
 
 def _count(path, size, args):
-    from rexnet_mmdet.analysis.complexity import detector_complexity
     name = osp.splitext(osp.basename(path))[0]
     start = time.time()
     try:
         result = detector_complexity(path, size, pad=not args.no_pad, count_norm=args.count_norm)
     except (FileNotFoundError, ValueError) as err:
-        sys.exit(f'get_flops: {path}: {err}')
+        fail(f'{path}: {err}')
     print(f'[get_flops] {name}: counted in {time.time() - start:.0f}s; ' + '; '.join(result.notes),
           file=sys.stderr, flush=True)
     return result
@@ -177,15 +173,16 @@ def run_configs(args, configs) -> None:
         print(f'  {note}')
 
 
+@tool_main
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.shape is not None and not 1 <= len(args.shape) <= 2:
-        sys.exit(f'get_flops: --shape takes WIDTH [HEIGHT], got {args.shape}')
+        fail(f'--shape takes WIDTH [HEIGHT], got {args.shape}')
     if args.shape is not None and min(args.shape) < 32:
-        sys.exit(f'get_flops: --shape {args.shape} is too small; ReXNet downsamples by 32')
+        fail(f'--shape {args.shape} is too small; ReXNet downsamples by 32')
     configs = _config_list(args)
     if args.backbone is None and not configs:
-        sys.exit('get_flops: nothing to count: give config files, --all-configs or --backbone rexnet')
+        fail('nothing to count: give config files, --all-configs or --backbone rexnet')
     if args.backbone is not None:
         run_backbone(args)
     if configs:
@@ -195,4 +192,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -10,18 +10,22 @@ The stage-wise configuration is a drop-in for experiments::
     backbone = dict(type='ReXNet', widen_factor=1.0, block_channels=stagewise_block_channels(1.0))
 
 Example:
-    python tools/plot_channels.py --widen-factor 0.9 1.0 1.3
+    python tools/analysis_tools/plot_channels.py --widen-factor 0.9 1.0 1.3
 """
 import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import matplotlib
 
-from rexnet_mmdet.analysis.channel_configs import (MOBILENETV2_STAGE_CHANNELS,  # noqa: E402
-                                                   backbone_macs, stagewise_block_channels)
-from rexnet_mmdet.models.channels import (STAGE_DEPTHS, check_widen_factor,  # noqa: E402
-                                          linear_block_channels, stem_channels)
+matplotlib.use('Agg')  # a tool writes files: no display needed
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+from rexnet_mmdet.analysis.channel_configs import (MOBILENETV2_STAGE_CHANNELS, backbone_macs,  # noqa: E402
+                                                   stagewise_block_channels)
+from rexnet_mmdet.models.channels import (STAGE_DEPTHS, check_widen_factor, linear_block_channels,  # noqa: E402
+                                          stem_channels)
+from rexnet_mmdet.utils.cli import tool_main  # noqa: E402
 
 #: MobileNetV2 itself (paper Table 1): 17 blocks, 16(x1)-24(x2)-32(x3)-64(x4)-96(x3)-160(x3)-320(x1).
 MOBILENETV2_BLOCKS = [16] + [24] * 2 + [32] * 3 + [64] * 4 + [96] * 3 + [160] * 3 + [320]
@@ -48,16 +52,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    try:
-        widths = [check_widen_factor(w) for w in args.widen_factor]
-    except ValueError as err:
-        sys.exit(f'plot_channels: {err}')
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    widths = [check_widen_factor(w) for w in args.widen_factor]
     fig, ax = plt.subplots(figsize=(8.5, 5.2))
     colors = plt.get_cmap('tab10')
     blocks = list(range(len(linear_block_channels(1.0))))
@@ -100,4 +98,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

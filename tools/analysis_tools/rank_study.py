@@ -1,19 +1,18 @@
 """Rank of random layers vs. their dimension ratio (the paper's §3, Figure 1).
 
 Example:
-    python tools/rank_study.py                      # ~1 minute on 2 cores
-    python tools/rank_study.py --trials 3 --out work_dirs/analysis/rank_quick.png
+    python tools/analysis_tools/rank_study.py                      # ~1 minute on 2 cores
+    python tools/analysis_tools/rank_study.py --trials 3 --out work_dirs/analysis/rank_quick.png
 """
 import argparse
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from rexnet_mmdet.analysis.rank import (DEFAULT_RATIOS, LAYER_TYPES, NONLINEARITIES,  # noqa: E402
-                                        PAPER_NONLINEARITIES, plot_rank_study, rank_study,
-                                        summarize_rank_study)
+from rexnet_mmdet.analysis.rank_study import (DEFAULT_RATIOS, LAYER_TYPES, NONLINEARITIES, PAPER_NONLINEARITIES,
+                                              rank_study, summarize_rank_study)
+from rexnet_mmdet.analysis.report import plot_rank_study
+from rexnet_mmdet.utils.cli import tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,7 +21,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     'rank(f(BN(WX)))/d_out against the dimension ratio d_in/d_out for a 1x1 conv, '
                     'a 3x3 conv and inverted bottlenecks with a 3x3 or depthwise 3x3 conv, for '
                     'each nonlinearity, averaged over random layer sizes. Writes a PNG and prints '
-                    'a summary. See rexnet_mmdet/analysis/rank.py for the exact setup.',
+                    'a summary. See rexnet_mmdet/analysis/rank_study.py for the exact setup.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--out', default='work_dirs/analysis/rank_study.png', help='PNG to write')
     parser.add_argument('--trials', type=int, default=50,
@@ -53,6 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> None:
     args = parse_args(argv)
     start = time.time()
@@ -60,16 +60,12 @@ def main(argv=None) -> None:
     def progress(done: int, total: int) -> None:
         print(f'[rank_study] trial {done}/{total} ({time.time() - start:.0f}s)', flush=True)
 
-    try:
-        result = rank_study(
-            layer_types=args.layers, nonlinearities=args.nonlinearities, ratios=args.ratios,
-            trials=args.trials, d_out_range=tuple(args.d_out), num_samples=args.samples,
-            rtol=args.rtol if args.rtol > 0 else None, center=not args.no_center,
-            input_blur=args.input_blur, expand_ratio=args.expand_ratio, seed=args.seed,
-            num_threads=args.threads,
-            progress=progress)
-    except ValueError as err:
-        sys.exit(f'rank_study: {err}')
+    result = rank_study(
+        layer_types=args.layers, nonlinearities=args.nonlinearities, ratios=args.ratios,
+        trials=args.trials, d_out_range=tuple(args.d_out), num_samples=args.samples,
+        rtol=args.rtol if args.rtol > 0 else None, center=not args.no_center,
+        input_blur=args.input_blur, expand_ratio=args.expand_ratio, seed=args.seed,
+        num_threads=args.threads, progress=progress)
     print(summarize_rank_study(result))
     out_dir = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(out_dir, exist_ok=True)
@@ -78,4 +74,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -7,17 +7,23 @@ the optimised one (``rexnet_mmdet.deploy.optimize_for_inference``) and the ONNX 
 interleaved, and reports medians.
 
 Examples:
-    python tools/export_onnx.py --widen-factor 1.0 --out work_dirs/rexnet_x1.0.onnx
-    python tools/export_onnx.py --widen-factor 0.9 --out-indices 4 6 --dynamic --out work_dirs/rexnet_ssdlite.onnx
-    python tools/export_onnx.py --widen-factor 1.0 --checkpoint checkpoints/rexnetv1_1.0.pth --dynamic
+    python tools/deployment/export_onnx.py --widen-factor 1.0 --out work_dirs/rexnet_x1.0.onnx
+    python tools/deployment/export_onnx.py --widen-factor 0.9 --out-indices 4 6 --dynamic --out work_dirs/rexnet_ssdlite.onnx
+    python tools/deployment/export_onnx.py --widen-factor 1.0 --checkpoint checkpoints/rexnetv1_1.0.pth --dynamic
 """
 import argparse
 import copy
 import os.path as osp
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import torch
+
+from rexnet_mmdet.analysis.speed import width_name
+from rexnet_mmdet.deploy import onnx_backbone as ox
+from rexnet_mmdet.deploy import optimize_for_inference
+from rexnet_mmdet.utils.cli import tool_main
+from rexnet_mmdet.utils.timing import (busy_warning, format_machine, machine_info, medians, time_interleaved,
+                                       usable_cores)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,7 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out-indices', type=int, nargs='+', default=[1, 2, 3, 5],
                         help='taps to export, increasing (default: 1 2 3 5)')
     parser.add_argument('--checkpoint', help='backbone weights: official, timm or this project\'s format '
-                                             '(a path or URL, as rexnet_mmdet.checkpoint reads them)')
+                                             '(a path or URL, as rexnet_mmdet.models.weights reads them)')
     parser.add_argument('--out', help='ONNX file to write (default: work_dirs/rexnet_x{w}_{taps}.onnx)')
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
                         help='input height and width for the export, the check and the timing (default 224 224)')
@@ -65,29 +71,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
-
-    from rexnet_mmdet.analysis.benchmark import (busy_warning, format_machine, machine_info, usable_cores,
-                                                 width_name)
-    from rexnet_mmdet.deploy import onnx_export as ox
-
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
     print(format_machine(machine_info()))
     warning = busy_warning(threads) if args.repeats else None
     if warning:
         print(warning)
-    try:
-        eager = ox.build_backbone_for_export(args.widen_factor, args.out_indices, args.checkpoint,
-                                             optimize=False)
-    except ValueError as e:  # bad width / taps, or weights that do not fit
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    eager = ox.build_backbone_for_export(args.widen_factor, args.out_indices, args.checkpoint, optimize=False)
     folded = copy.deepcopy(eager)
     if not args.no_fold:
-        from rexnet_mmdet.deploy import optimize_for_inference
         optimize_for_inference(folded, channels_last=False)
     h, w = args.shape
     ox.export_backbone(folded, args.out, (h, w), args.batch, dynamic=args.dynamic, opset=args.opset)
@@ -126,25 +121,18 @@ def main(argv=None) -> int:
                             'FAILED (more than twice PyTorch\'s own float32 error)'))
 
     if args.repeats:
-        fast = None
-        try:
-            from rexnet_mmdet.deploy import optimize_for_inference
-            fast = optimize_for_inference(copy.deepcopy(eager))
-        except ImportError:
-            pass
+        fast = optimize_for_inference(copy.deepcopy(eager))
         x = torch.randn(args.batch, 3, h, w, generator=g)
         feed = {session.get_inputs()[0].name: x.numpy()}
-        cases = {'PyTorch eager': lambda: eager(x)}
-        if fast is not None:
-            cases['PyTorch optimized'] = lambda: fast(x)
+        cases = {'PyTorch eager': lambda: eager(x), 'PyTorch optimized': lambda: fast(x)}
         cases['ONNX Runtime'] = lambda: session.run(None, feed)
         print(f'timing batch {args.batch} at {h}x{w}, {threads} threads, ONNX Runtime '
               f'{args.ort_optimization} optimisation, {"parallel" if args.ort_parallel else "sequential"} '
-              f'execution: {args.warmup} warm-up + {args.repeats} timed calls each, in turns of 10 calls')
+              f'execution: {args.warmup} warm-up + {args.repeats} timed calls each, in turns of {ox.RUNTIME_TIMING["block"]} calls')
         with torch.no_grad():
-            medians = ox.time_interleaved(cases, args.repeats, args.warmup)
-        base = medians['PyTorch eager']
-        for name, t in medians.items():
+            median = medians(time_interleaved(cases, args.repeats, args.warmup, **ox.RUNTIME_TIMING))
+        base = median['PyTorch eager']
+        for name, t in median.items():
             print(f'  {name:18s} median {t * 1e3:8.2f} ms   {t / base:.3f}x eager')
     return 0 if ok else 1
 

@@ -1,6 +1,6 @@
 """The whole loop on any machine, in minutes: make a dataset, train a ReXNet detector, evaluate it.
 
-    python tools/demo.py [--work-dir work_dirs/demo] [--config configs/demo/...py]
+    python tools/misc/demo.py [--work-dir work_dirs/demo] [--config configs/demo/...py]
 
 1. Makes the built-in synthetic shapes dataset under data/shapes/ (first run only, seconds).
 2. Trains Faster R-CNN + FPN on ReXNet x1.0 (or the detector of --config) from random weights
@@ -22,8 +22,10 @@ import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from rexnet_mmdet.engine.data_checks import DatasetCheckError, check_run_data
+from rexnet_mmdet.utils.build import PROJECT_ROOT
+from rexnet_mmdet.utils.cli import fail, tool_main
+
 DEFAULT_CONFIG = 'configs/demo/faster_rcnn_rexnet_x1.0_fpn_shapes.py'
 #: What the demo promises: box AP50 on the held-out split.
 TARGET_AP50 = 0.6
@@ -39,9 +41,9 @@ def run(cmd: list) -> None:
     # running, spinning threads make each training step 1.5-2x slower (passive costs ~10% when idle).
     env = dict(os.environ)
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
-    result = subprocess.run([sys.executable] + cmd, cwd=ROOT, env=env)
+    result = subprocess.run([sys.executable] + cmd, cwd=PROJECT_ROOT, env=env)
     if result.returncode != 0:
-        raise SystemExit(f'demo: this step failed (exit code {result.returncode}); see the messages above')
+        fail(f'this step failed (exit code {result.returncode}); see the messages above')
 
 
 def latest_metrics(work_dir: str) -> dict:
@@ -74,13 +76,14 @@ def picture_grid(picture_dir: str, out_file: str, count: int = 8, columns: int =
     return out_file
 
 
+@tool_main(errors=(DatasetCheckError,))
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='demo config (default: %(default)s)')
     parser.add_argument('--work-dir', help='where results go (default: work_dirs/demo for the default config, '
                                            'else work_dirs/<config name>); a previous demo run there is replaced')
     args = parser.parse_args(argv)
-    os.chdir(ROOT)  # the configs name data/shapes/ relative to the clone
+    os.chdir(PROJECT_ROOT)  # the configs name data/shapes/ relative to the clone
     start = time.monotonic()
     work_dir = args.work_dir or ('work_dirs/demo' if args.config == DEFAULT_CONFIG else
                                  osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0]))
@@ -92,14 +95,13 @@ def main(argv=None) -> None:
          f'then evaluation (about 5-7 minutes on 2 idle cores)')
 
     step('1/3 dataset: the built-in synthetic shapes dataset (made on first use)')
-    from rexnet_mmdet.engine.data_checks import check_run_data
     check_run_data(cfg, ['train_dataloader', 'val_dataloader'])
     dataset_done = time.monotonic()
 
     if osp.isdir(work_dir) and os.listdir(work_dir):
         # Only ever delete what a previous run left: an mmengine work dir has these.
         if not (osp.isfile(osp.join(work_dir, 'last_checkpoint')) or glob.glob(osp.join(work_dir, '*', 'vis_data'))):
-            raise SystemExit(f'demo: {work_dir} exists and does not look like a previous demo run; '
+            fail(f'{work_dir} exists and does not look like a previous demo run; '
                              f'choose another --work-dir')
         print(f'starting afresh: removing the previous demo results in {work_dir}', flush=True)
         shutil.rmtree(work_dir)
@@ -135,4 +137,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

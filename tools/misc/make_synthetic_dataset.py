@@ -1,6 +1,6 @@
 """Make the synthetic COCO-format shapes dataset (no download).
 
-    python tools/make_synthetic_dataset.py [--config CONFIG | options] [--out DIR]
+    python tools/misc/make_synthetic_dataset.py [--config CONFIG | options] [--out DIR]
 
 With --config, the settings and folder are the ones the config's datasets use (what training
 would make on first use anyway). Otherwise the options below decide. The result is an ordinary
@@ -11,10 +11,8 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without installing
-
-from rexnet_mmdet.datasets.synthetic import (ShapesSettings, ann_file_name,  # noqa: E402
-                                             generate_shapes_dataset)
+from rexnet_mmdet.datasets.synthetic import ShapesSettings, ann_file_name, generate_shapes_dataset
+from rexnet_mmdet.utils.cli import tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -33,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.config:
@@ -42,16 +41,13 @@ def main(argv=None) -> None:
         cfg = Config.fromfile(args.config)
         prepare_synthetic_datasets(cfg, ['train_dataloader', 'val_dataloader', 'test_dataloader'])
         return
-    try:
-        settings = ShapesSettings(image_size=args.image_size, splits={'train': args.train, 'val': args.val},
-                                  min_objects=args.min_objects, max_objects=args.max_objects,
-                                  colour_by_class=args.colour_by_class, seed=args.seed)
-        root = generate_shapes_dataset(args.out, settings, overwrite=args.overwrite)
-    except (ValueError, FileExistsError) as e:
-        raise SystemExit(f'error: {e}')
+    settings = ShapesSettings(image_size=args.image_size, splits={'train': args.train, 'val': args.val},
+                              min_objects=args.min_objects, max_objects=args.max_objects,
+                              colour_by_class=args.colour_by_class, seed=args.seed)
+    root = generate_shapes_dataset(args.out, settings, overwrite=args.overwrite)
     for split in settings.splits:
         print(f'{split}: {osp.join(root, ann_file_name(split))}, images in {osp.join(root, split)}/')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
