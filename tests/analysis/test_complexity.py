@@ -10,8 +10,7 @@ from rexnet_mmdet.analysis.complexity import (classifier_complexity, count_compl
                                               detector_complexity)
 from rexnet_mmdet.analysis.paper import (CONFIG_NAMES, OFFICIAL_CLASSIFIER_PARAMS, PAPER_DETECTORS,
                                          paper_classifier, paper_detector)
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from rexnet_mmdet.utils.build import CONFIG_DIR
 
 
 class Tiny(nn.Module):
@@ -53,7 +52,7 @@ def test_rexnet_1_0_classifier_matches_the_paper():
 def test_paper_table_has_the_nine_configs():
     assert len(CONFIG_NAMES) == 9
     for name in CONFIG_NAMES:
-        assert osp.isfile(osp.join(ROOT, 'configs', name + '.py')), name
+        assert osp.isfile(osp.join(CONFIG_DIR, name + '.py')), name
         assert paper_detector(name + '.py') is PAPER_DETECTORS[name]
     assert paper_detector('nope') is None
 
@@ -61,7 +60,7 @@ def test_paper_table_has_the_nine_configs():
 def test_ssdlite_config_matches_the_paper():
     name = 'ssdlite_rexnet_x1.0'
     paper = paper_detector(name)
-    result = detector_complexity(osp.join(ROOT, 'configs', name + '.py'), paper.input_size)
+    result = detector_complexity(osp.join(CONFIG_DIR, name + '.py'), paper.input_size)
     assert result.input_shape == (1, 3, 320, 320)
     assert abs(result.params_m - paper.params_m) / paper.params_m < 0.02, result.params_m
     assert abs(result.gflops - paper.gflops) / paper.gflops < 0.02, result.gflops
@@ -72,7 +71,7 @@ def test_ssdlite_config_matches_the_paper():
 def test_faster_rcnn_config_matches_the_paper_at_1280x800():
     name = 'faster_rcnn_rexnet_x1.0_fpn'
     paper = paper_detector(name)
-    cfg = osp.join(ROOT, 'configs', name + '.py')
+    cfg = osp.join(CONFIG_DIR, name + '.py')
     result = detector_complexity(cfg, paper.counted_size)
     assert result.input_shape == (1, 3, 800, 1280)
     assert abs(result.gflops - paper.gflops) / paper.gflops < 0.005, result.gflops

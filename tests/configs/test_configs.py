@@ -13,13 +13,13 @@ from mmengine.structures import InstanceData
 import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.analysis.paper import CONFIG_NAMES, PAPER_DETECTORS
 from rexnet_mmdet.models.channels import out_channels
+from rexnet_mmdet.utils.build import CONFIG_DIR
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 register_all_modules()
 
 
 def load(name: str) -> Config:
-    return Config.fromfile(osp.join(ROOT, 'configs', f'{name}.py'))
+    return Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'))
 
 
 _MODELS = {}

@@ -1,6 +1,5 @@
 """ONNX export of the ReXNet backbone: ONNX Runtime matches PyTorch, dynamic shapes, the CLI."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -10,39 +9,17 @@ pytest.importorskip('onnxruntime')
 
 import onnx  # noqa: E402
 
-from rexnet_mmdet.deploy import onnx_export as ox  # noqa: E402
+from rexnet_mmdet.deploy import onnx_backbone as ox  # noqa: E402
 
-from reference_weights import rebuild_official_weights  # noqa: E402
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOLERANCE = 1e-4
-
-
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # Correctness only: one thread keeps these tests quick when other work shares the cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope='module')
-def checkpoints(tmp_path_factory):
-    """Official-format stand-ins for the published weights (outputs of a trained network's scale)."""
-    folder = tmp_path_factory.mktemp('weights')
-    paths = {}
-    for width in ('0.9', '1.0'):
-        paths[width] = str(folder / f'rexnetv1_{width}.pth')
-        torch.save(rebuild_official_weights(width), paths[width])
-    return paths
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.mark.parametrize('width', ['0.9', '1.0'])
 @pytest.mark.parametrize('taps', [(1, 2, 3, 5), (4, 6)])
-def test_onnx_runtime_matches_pytorch(width, taps, checkpoints, tmp_path):
-    eager = ox.build_backbone_for_export(float(width), taps, checkpoints[width], optimize=False)
-    folded = ox.build_backbone_for_export(float(width), taps, checkpoints[width], optimize=True)
+def test_onnx_runtime_matches_pytorch(width, taps, official_checkpoints, tmp_path):
+    eager = ox.build_backbone_for_export(float(width), taps, official_checkpoints[width], optimize=False)
+    folded = ox.build_backbone_for_export(float(width), taps, official_checkpoints[width], optimize=True)
     path = ox.export_backbone(folded, str(tmp_path / 'rexnet.onnx'), input_size=(64, 64), dynamic=True)
 
     graph = onnx.load(path).graph
@@ -66,8 +43,8 @@ def test_onnx_runtime_matches_pytorch(width, taps, checkpoints, tmp_path):
             assert min(float(o.abs().max()) for o in eager(x)) > 0.05
 
 
-def test_static_export_fixes_the_input_shape(checkpoints, tmp_path):
-    model = ox.build_backbone_for_export(0.9, (5,), checkpoints['0.9'])
+def test_static_export_fixes_the_input_shape(official_checkpoints, tmp_path):
+    model = ox.build_backbone_for_export(0.9, (5,), official_checkpoints['0.9'])
     static = onnx.load(ox.export_backbone(model, str(tmp_path / 's.onnx'), (64, 96), batch=2, dynamic=False))
     dynamic = onnx.load(ox.export_backbone(model, str(tmp_path / 'd.onnx'), (64, 96), dynamic=True))
     dims = lambda m: [d.dim_value or d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim]  # noqa: E731
@@ -84,8 +61,8 @@ def test_random_weights_are_calibrated():
     assert all(float(o.std()) > 0.1 for o in outs)
 
 
-def test_export_rejects_training_mode_and_old_opsets(checkpoints, tmp_path):
-    model = ox.build_backbone_for_export(1.0, (2,), checkpoints['1.0'], optimize=False)
+def test_export_rejects_training_mode_and_old_opsets(official_checkpoints, tmp_path):
+    model = ox.build_backbone_for_export(1.0, (2,), official_checkpoints['1.0'], optimize=False)
     with pytest.raises(ValueError, match='eval mode'):
         ox.export_backbone(model.train(), str(tmp_path / 'a.onnx'), (64, 64))
     with pytest.raises(ValueError, match='opset'):
@@ -94,14 +71,11 @@ def test_export_rejects_training_mode_and_old_opsets(checkpoints, tmp_path):
         ox.ort_session('unused.onnx', optimization='fastest')
 
 
-def test_export_tool(checkpoints, tmp_path, capsys):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    try:
-        import export_onnx
-    finally:
-        sys.path.pop(0)
+def test_export_tool(official_checkpoints, tmp_path, capsys, load_tool):
+    export_onnx = load_tool('deployment/export_onnx.py')
     out = str(tmp_path / 'tool.onnx')
-    code = export_onnx.main(['--widen-factor', '1.0', '--out-indices', '4', '6', '--checkpoint', checkpoints['1.0'],
+    code = export_onnx.main(['--widen-factor', '1.0', '--out-indices', '4', '6',
+                             '--checkpoint', official_checkpoints['1.0'],
                              '--out', out, '--shape', '64', '64', '--dynamic', '--repeats', '1', '--warmup', '0',
                              '--threads', '1'])
     text = capsys.readouterr().out
@@ -111,7 +85,9 @@ def test_export_tool(checkpoints, tmp_path, capsys):
     assert 'input 2x3x96x128' in text  # the second, dynamic-shape check
     assert 'ONNX Runtime' in text and 'PyTorch eager' in text
     # A checkpoint of another width is refused with the layer that does not fit.
-    code = export_onnx.main(['--widen-factor', '0.9', '--checkpoint', checkpoints['1.0'], '--out', out,
-                             '--repeats', '0'])
-    assert code == 2
-    assert 'widen_factor' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        export_onnx.main(['--widen-factor', '0.9', '--checkpoint', official_checkpoints['1.0'], '--out', out,
+                          '--repeats', '0'])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'widen_factor' in err and 'Traceback' not in err

@@ -10,8 +10,6 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from rexnet_mmdet.engine.checkpoint import (TRAINING_CHECKPOINT_GLOBALS, CorruptCheckpointError,
                                             UnsafeCheckpointError, find_resume_checkpoint, load_checkpoint_file)
-from tiny_runs import RunsCommand
-
 
 def _training_checkpoint() -> dict:
     """A checkpoint shaped like the ones mmengine's Runner saves, built from the real objects."""
@@ -78,10 +76,10 @@ def test_mmengine_loads_local_files_through_the_safe_loader(tmp_path):
 
 
 @pytest.mark.parametrize('load', ['direct', 'mmengine'])
-def test_checkpoint_with_pickled_code_is_refused_and_never_run(tmp_path, load):
+def test_checkpoint_with_pickled_code_is_refused_and_never_run(tmp_path, load, tiny_runs):
     marker = tmp_path / 'payload_ran'
     path = str(tmp_path / 'evil.pth')
-    torch.save(dict(state_dict={}, meta=RunsCommand(f'touch {marker}')), path)
+    torch.save(dict(state_dict={}, meta=tiny_runs.RunsCommand(f'touch {marker}')), path)
     with pytest.raises(UnsafeCheckpointError) as err:
         if load == 'direct':
             load_checkpoint_file(path)

@@ -9,8 +9,7 @@ import pytest
 from mmengine.config import Config
 
 from rexnet_mmdet.engine.data_checks import DatasetCheckError, check_run_data
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from rexnet_mmdet.utils.build import CONFIG_DIR
 
 
 def _coco(images, annotations, categories=({'id': 3, 'name': 'box'}, {'id': 7, 'name': 'disc'})):
@@ -159,7 +158,7 @@ def test_missing_evaluator_annotation_file(dataset):
 
 def test_missing_coco_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no data/coco here
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'faster_rcnn_rexnet_x1.0_fpn.py'))
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x1.0_fpn.py'))
     with pytest.raises(DatasetCheckError) as err:
         check_run_data(cfg, ['train_dataloader', 'val_dataloader'], verbose=False)
     message = str(err.value)

@@ -10,7 +10,7 @@ from typing import Dict
 
 import torch
 
-DATA = osp.join(osp.dirname(__file__), 'data')
+DATA = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data')
 
 
 def read_key_list(path: str):

@@ -1,4 +1,4 @@
-"""Small configs and subprocess helpers for the tests of tools/train.py and tools/test.py.
+"""Small configs and subprocess helpers for the tests of the tools (the ``tiny_runs`` fixture).
 
 The tiny detector is the demo config (real ReXNet x1.0 backbone, Faster R-CNN + FPN) with
 64 px images, narrow necks and heads and a handful of iterations: every tool path runs in
@@ -10,7 +10,8 @@ import subprocess
 import sys
 from typing import List, Optional, Sequence
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from rexnet_mmdet.utils.build import PROJECT_ROOT as ROOT
+
 DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'faster_rcnn_rexnet_x1.0_fpn_shapes.py')
 MASK_DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'mask_rcnn_rexnet_x1.0_fpn_shapes.py')
 
@@ -78,8 +79,8 @@ def write_tiny_config(path: str, data_root: str, max_iters: int = 6, ckpt_interv
 
 
 def tool_env(extra: Optional[dict] = None) -> dict:
+    """The environment of a tool's subprocess (the package itself is installed, editable)."""
     env = dict(os.environ)
-    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
     # One thread: the tiny model's operations are too small to share, and tests may run beside other work.
     env.setdefault('OMP_NUM_THREADS', '1')
     env.update(extra or {})
@@ -88,7 +89,8 @@ def tool_env(extra: Optional[dict] = None) -> dict:
 
 def run_tool(args: Sequence[str], cwd: str = ROOT, timeout: float = 300,
              env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """Run ``python tools/<args>``; stdout and stderr are merged into ``.stdout``."""
+    """Run ``python tools/<args>`` (``args[0]`` relative to tools/, e.g. ``misc/demo.py``); stdout and
+    stderr are merged into ``.stdout``."""
     cmd: List[str] = [sys.executable] + [osp.join(ROOT, 'tools', args[0])] + list(args[1:])
     return subprocess.run(cmd, cwd=cwd, env=tool_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=timeout)

@@ -10,8 +10,6 @@ from rexnet_mmdet.models.weights.formats import from_own_format, save_own_format
 from rexnet_mmdet.models import ReXNet
 from rexnet_mmdet.models.channels import PUBLISHED_WIDTHS, tap_specs
 
-from reference_weights import checksum, load_golden, rebuild_official_weights
-
 GOLDEN_TAPS = {1: 'block2', 2: 'block4', 3: 'block10', 4: 'block11_expansion', 5: 'block15', 6: 'pen'}
 # Classifier parameters of the official model: Conv2d(pen, 1000) with bias.
 OFFICIAL_PARAMS = {0.9: 4_091_257, 1.0: 4_796_873, 1.3: 7_557_091, 1.5: 9_728_593, 2.0: 16_366_620,
@@ -22,8 +20,7 @@ def build(**kwargs) -> ReXNet:
     return MODELS.build(dict(type='ReXNet', **kwargs))
 
 
-def _golden_model(width: str, tmp_path, fmt: str) -> ReXNet:
-    official = rebuild_official_weights(width)
+def _golden_model(official: dict, width: str, tmp_path, fmt: str) -> ReXNet:
     path = tmp_path / f'weights_{fmt}.pth'
     if fmt == 'official':
         torch.save(official, path)
@@ -37,18 +34,18 @@ def _golden_model(width: str, tmp_path, fmt: str) -> ReXNet:
 
 @pytest.mark.parametrize('fmt', ['official', 'timm'])
 @pytest.mark.parametrize('width', ['1.0', '0.9'])
-def test_matches_official_model(width, fmt, tmp_path):
-    golden = load_golden(width)
+def test_matches_official_model(width, fmt, tmp_path, reference_weights):
+    golden = reference_weights.load_golden(width)
     assert golden['width_mult'] == float(width)
-    assert checksum(rebuild_official_weights(width)) == pytest.approx(golden['state_dict_checksum'], rel=1e-9)
-    model = _golden_model(width, tmp_path, fmt)
+    official = reference_weights.rebuild_official_weights(width)
+    assert reference_weights.checksum(official) == pytest.approx(golden['state_dict_checksum'], rel=1e-9)
+    model = _golden_model(official, width, tmp_path, fmt)
     with torch.no_grad():
         outs = model(golden['input'])
     for tap, name in GOLDEN_TAPS.items():
         diff = (outs[tap] - golden['outputs'][name]).abs().max().item()
         assert diff <= 1e-4, f'tap {tap} ({name}) differs by {diff}'
     # The classifier the backbone leaves out, applied to its final features, gives the official logits.
-    official = rebuild_official_weights(width)
     logits = nn.functional.conv2d(outs[6].mean((2, 3), keepdim=True), official['output.1.weight'],
                                   official['output.1.bias']).flatten(1)
     assert (logits - golden['outputs']['logits']).abs().max().item() <= 1e-4

@@ -1,16 +1,15 @@
-"""tools/demo.py runs every step and leaves its pictures (here with the tiny detector, in seconds)."""
+"""tools/misc/demo.py runs every step and leaves its pictures (here with the tiny detector, in seconds)."""
 import os.path as osp
 
 import cv2
 
-from tiny_runs import run_tool, write_tiny_config
 
-
-def test_demo_runs_all_steps_and_leaves_its_pictures(tmp_path):
-    config = write_tiny_config(str(tmp_path / 'tiny.py'), str(tmp_path / 'shapes'), max_iters=4, ckpt_interval=4,
-                               val_interval=2)
+def test_demo_runs_all_steps_and_leaves_its_pictures(tmp_path, tiny_runs):
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), str(tmp_path / 'shapes'), max_iters=4,
+                                         ckpt_interval=4,
+                                         val_interval=2)
     work_dir = tmp_path / 'demo'
-    result = run_tool(['demo.py', '--config', config, '--work-dir', str(work_dir)])
+    result = tiny_runs.run_tool(['misc/demo.py', '--config', config, '--work-dir', str(work_dir)])
     assert result.returncode == 0, result.stdout[-3000:]
     out = result.stdout
     for line in ('1/3 dataset', '2/3 training', '3/3 evaluation', 'box AP50 on the held-out split', 'time:'):
@@ -27,6 +26,6 @@ def test_demo_runs_all_steps_and_leaves_its_pictures(tmp_path):
     other = tmp_path / 'precious'
     other.mkdir()
     (other / 'notes.txt').write_text('keep')
-    refused = run_tool(['demo.py', '--config', config, '--work-dir', str(other)])
+    refused = tiny_runs.run_tool(['misc/demo.py', '--config', config, '--work-dir', str(other)])
     assert refused.returncode != 0 and 'does not look like a previous demo run' in refused.stdout
     assert (other / 'notes.txt').read_text() == 'keep'

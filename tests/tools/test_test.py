@@ -11,8 +11,6 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from tiny_runs import ADAMW, run_tool, write_malicious_checkpoint, write_tiny_config
-
 CATEGORIES = [{'id': 3, 'name': 'box', 'supercategory': 'thing'}, {'id': 7, 'name': 'disc', 'supercategory': 'thing'}]
 
 
@@ -57,15 +55,16 @@ test_evaluator = val_evaluator
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_runs):
     """A tiny detector trained for a few dozen iterations on the foreign dataset."""
     tmp = tmp_path_factory.mktemp('foreign')
     ann = _make_foreign_coco(tmp)
-    config = write_tiny_config(str(tmp / 'foreign.py'), str(tmp / 'unused'), max_iters=40, ckpt_interval=40,
-                               val_interval=1000, num_classes=2, extra=FOREIGN.format(root=str(tmp), ann=ann))
+    config = tiny_runs.write_tiny_config(str(tmp / 'foreign.py'), str(tmp / 'unused'), max_iters=40,
+                                         ckpt_interval=40,
+                                         val_interval=1000, num_classes=2, extra=FOREIGN.format(root=str(tmp), ann=ann))
     # Overfit quickly: a higher learning rate than the tiny default.
-    result = run_tool(['train.py', config, '--work-dir', str(tmp / 'train'),
-                       '--cfg-options', 'optim_wrapper.optimizer.lr=0.02', 'train_cfg.val_interval=1000'])
+    result = tiny_runs.run_tool(['train.py', config, '--work-dir', str(tmp / 'train'),
+                                 '--cfg-options', 'optim_wrapper.optimizer.lr=0.02', 'train_cfg.val_interval=1000'])
     assert result.returncode == 0, result.stdout[-3000:]
     return tmp, config, ann, str(tmp / 'train' / 'iter_40.pth')
 
@@ -76,11 +75,11 @@ def _printed_table(output: str) -> list:
     return [float(v) for v in values[-12:]]
 
 
-def test_evaluation_matches_pycocotools_on_a_foreign_dataset(trained):
+def test_evaluation_matches_pycocotools_on_a_foreign_dataset(trained, tiny_runs):
     tmp, config, ann, checkpoint = trained
     out, show = str(tmp / 'preds.pkl'), str(tmp / 'pictures_out')
-    result = run_tool(['test.py', config, checkpoint, '--out', out, '--show-dir', show,
-                       '--work-dir', str(tmp / 'test')])
+    result = tiny_runs.run_tool(['test.py', config, checkpoint, '--out', out, '--show-dir', show,
+                                 '--work-dir', str(tmp / 'test')])
     assert result.returncode == 0, result.stdout[-3000:]
     printed = _printed_table(result.stdout)
     assert len(printed) == 12
@@ -111,18 +110,18 @@ def test_evaluation_matches_pycocotools_on_a_foreign_dataset(trained):
     assert cv2.imread(str(tmp / 'pictures_out' / pictures[0])).shape == (64, 128, 3)
 
 
-def test_missing_checkpoint_is_a_clear_error(trained):
+def test_missing_checkpoint_is_a_clear_error(trained, tiny_runs):
     tmp, config, _, _ = trained
-    result = run_tool(['test.py', config, str(tmp / 'nope.pth')])
+    result = tiny_runs.run_tool(['test.py', config, str(tmp / 'nope.pth')])
     assert result.returncode != 0 and 'checkpoint' in result.stdout and 'nope.pth not found' in result.stdout
     assert 'Traceback' not in result.stdout
 
 
-def test_checkpoint_with_code_is_refused(trained):
+def test_checkpoint_with_code_is_refused(trained, tiny_runs):
     tmp, config, _, _ = trained
     marker = tmp / 'payload_ran'
-    evil = write_malicious_checkpoint(str(tmp / 'evil.pth'), str(marker))
-    result = run_tool(['test.py', config, evil, '--work-dir', str(tmp / 'evil_wd')])
+    evil = tiny_runs.write_malicious_checkpoint(str(tmp / 'evil.pth'), str(marker))
+    result = tiny_runs.run_tool(['test.py', config, evil, '--work-dir', str(tmp / 'evil_wd')])
     assert result.returncode != 0
     assert 'refusing to load checkpoint' in result.stdout and not osp.exists(marker)
 
@@ -135,21 +134,22 @@ def _independent_eval(gt: COCO, detections: list, iou_type: str) -> list:
     return evaluation.stats.tolist()
 
 
-def test_mask_rcnn_gets_box_and_mask_ap_and_mask_pictures(tmp_path):
+def test_mask_rcnn_gets_box_and_mask_ap_and_mask_pictures(tmp_path, tiny_runs):
     data_root = str(tmp_path / 'shapes')
-    config = write_tiny_config(str(tmp_path / 'tiny_mask.py'), data_root, max_iters=100, ckpt_interval=100,
-                               masks=True, optimizer=ADAMW)
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny_mask.py'), data_root, max_iters=100,
+                                         ckpt_interval=100,
+                                         masks=True, optimizer=tiny_runs.ADAMW)
     # Trained on the 4 images it is evaluated on, with mmdet's usual random samplers: after a few
     # dozen steps it predicts boxes and masks.
-    trained = run_tool(['train.py', config, '--work-dir', str(tmp_path / 'train'), '--cfg-options',
-                        'train_dataloader.dataset.ann_file=annotations/instances_val.json',
-                        'train_dataloader.dataset.data_prefix.img=val/',
-                        'model.train_cfg.rpn.sampler.type=RandomSampler',
-                        'model.train_cfg.rcnn.sampler.type=RandomSampler'])
+    trained = tiny_runs.run_tool(['train.py', config, '--work-dir', str(tmp_path / 'train'), '--cfg-options',
+                                  'train_dataloader.dataset.ann_file=annotations/instances_val.json',
+                                  'train_dataloader.dataset.data_prefix.img=val/',
+                                  'model.train_cfg.rpn.sampler.type=RandomSampler',
+                                  'model.train_cfg.rcnn.sampler.type=RandomSampler'])
     assert trained.returncode == 0, trained.stdout[-3000:]
     out, show = str(tmp_path / 'preds.pkl'), tmp_path / 'pictures'
-    result = run_tool(['test.py', config, str(tmp_path / 'train' / 'iter_100.pth'), '--out', out,
-                       '--show-dir', str(show), '--work-dir', str(tmp_path / 'test')])
+    result = tiny_runs.run_tool(['test.py', config, str(tmp_path / 'train' / 'iter_100.pth'), '--out', out,
+                                 '--show-dir', str(show), '--work-dir', str(tmp_path / 'test')])
     assert result.returncode == 0, result.stdout[-3000:]
     assert 'Evaluating bbox' in result.stdout and 'Evaluating segm' in result.stdout
     values = re.findall(r'Average (?:Precision|Recall) +\((?:AP|AR)\) @\[.*?\] = (-?[0-9.]+)', result.stdout)

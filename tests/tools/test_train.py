@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rexnet_mmdet.engine.checkpoint import find_resume_checkpoint, load_checkpoint_file
-from tiny_runs import ROOT, run_tool, tool_env, write_malicious_checkpoint, write_tiny_config
+from rexnet_mmdet.utils.build import PROJECT_ROOT
 
 MAX_ITERS = 10
 
@@ -35,17 +35,20 @@ def data_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp('shapes') / 'root')
 
 
-def test_resume_after_sigkill_continues_exactly(tmp_path, data_root):
-    config = write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=MAX_ITERS, ckpt_interval=2)
+def test_resume_after_sigkill_continues_exactly(tmp_path, data_root, tiny_runs):
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=MAX_ITERS,
+                                         ckpt_interval=2)
     reference_dir, killed_dir = str(tmp_path / 'reference'), str(tmp_path / 'killed')
 
-    reference = run_tool(['train.py', config, '--work-dir', reference_dir])
+    reference = tiny_runs.run_tool(['train.py', config, '--work-dir', reference_dir])
     assert reference.returncode == 0, reference.stdout[-3000:]
 
     # The same run, killed with SIGKILL as soon as it has written a checkpoint.
-    proc = subprocess.Popen([sys.executable, osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir', killed_dir,
+    proc = subprocess.Popen([sys.executable, osp.join(PROJECT_ROOT, 'tools', 'train.py'), config,
+                             '--work-dir', killed_dir,
                              '--cfg-options', 'randomness.seed=0'],
-                            cwd=ROOT, env=tool_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=PROJECT_ROOT, env=tiny_runs.tool_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     pointer = osp.join(killed_dir, 'last_checkpoint')
     deadline = time.monotonic() + 240
     while not osp.exists(pointer) and proc.poll() is None and time.monotonic() < deadline:
@@ -59,8 +62,8 @@ def test_resume_after_sigkill_continues_exactly(tmp_path, data_root):
 
     # Resume without a seed in the config: the interrupted run's seed must be taken over,
     # or the data would come in another order.
-    resumed = run_tool(['train.py', config, '--work-dir', killed_dir, '--resume',
-                        '--cfg-options', 'randomness.seed=None'])
+    resumed = tiny_runs.run_tool(['train.py', config, '--work-dir', killed_dir, '--resume',
+                                  '--cfg-options', 'randomness.seed=None'])
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     log = resumed.stdout
     assert f'--resume: continuing from {resume_from}' in log
@@ -84,21 +87,21 @@ def test_resume_after_sigkill_continues_exactly(tmp_path, data_root):
     assert osp.isfile(osp.join(killed_dir, 'training_curves.png'))
 
 
-def test_checkpoint_with_code_is_refused_by_resume(tmp_path, data_root):
-    config = write_tiny_config(str(tmp_path / 'tiny.py'), data_root)
+def test_checkpoint_with_code_is_refused_by_resume(tmp_path, data_root, tiny_runs):
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root)
     marker = tmp_path / 'payload_ran'
-    evil = write_malicious_checkpoint(str(tmp_path / 'evil.pth'), str(marker))
-    result = run_tool(['train.py', config, '--work-dir', str(tmp_path / 'wd'), '--resume', evil])
+    evil = tiny_runs.write_malicious_checkpoint(str(tmp_path / 'evil.pth'), str(marker))
+    result = tiny_runs.run_tool(['train.py', config, '--work-dir', str(tmp_path / 'wd'), '--resume', evil])
     assert result.returncode != 0
     assert 'refusing to load checkpoint' in result.stdout and 'system' in result.stdout
     assert 'Traceback' not in result.stdout
     assert not marker.exists()
 
 
-def test_missing_coco_stops_before_any_model_is_built(tmp_path):
+def test_missing_coco_stops_before_any_model_is_built(tmp_path, tiny_runs):
     start = time.monotonic()
-    result = run_tool(['train.py', osp.join(ROOT, 'configs', 'faster_rcnn_rexnet_x1.0_fpn.py'),
-                       '--work-dir', str(tmp_path / 'wd')], cwd=str(tmp_path))
+    result = tiny_runs.run_tool(['train.py', osp.join(PROJECT_ROOT, 'configs', 'faster_rcnn_rexnet_x1.0_fpn.py'),
+                                 '--work-dir', str(tmp_path / 'wd')], cwd=str(tmp_path))
     assert result.returncode != 0
     out = result.stdout
     assert 'COCO dataset not found for train_dataloader' in out
@@ -110,11 +113,11 @@ def test_missing_coco_stops_before_any_model_is_built(tmp_path):
     assert time.monotonic() - start < 120
 
 
-def test_amp_without_cuda_is_a_clear_error(tmp_path, data_root):
+def test_amp_without_cuda_is_a_clear_error(tmp_path, data_root, tiny_runs):
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
-    config = write_tiny_config(str(tmp_path / 'tiny.py'), data_root)
-    result = run_tool(['train.py', config, '--work-dir', str(tmp_path / 'wd'), '--amp'])
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root)
+    result = tiny_runs.run_tool(['train.py', config, '--work-dir', str(tmp_path / 'wd'), '--amp'])
     assert result.returncode != 0 and '--amp needs a CUDA GPU' in result.stdout
 
 
@@ -150,18 +153,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_gloo_training_agrees(tmp_path, data_root):
+def test_two_process_gloo_training_agrees(tmp_path, data_root, tiny_runs):
     (tmp_path / 'rank_dump_hook.py').write_text(_RANK_DUMP_HOOK)
     extra = ("custom_imports = dict(imports=['rexnet_mmdet', 'rexnet_mmdet.datasets', 'rexnet_mmdet.engine', "
              "'rank_dump_hook'], allow_failed_imports=False)\n"
              "custom_hooks = [dict(type='RankDumpHook')]\n")
-    config = write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=4, ckpt_interval=4,
-                               val_interval=4, extra=extra)
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=4, ckpt_interval=4,
+                                         val_interval=4, extra=extra)
     work_dir = str(tmp_path / 'wd')
-    env = tool_env({'PYTHON': sys.executable, 'PORT': str(_free_port()),
-                    'PYTHONPATH': f'{tmp_path}{os.pathsep}{ROOT}'})
-    result = subprocess.run(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), config, '2', '--work-dir', work_dir],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    env = tiny_runs.tool_env({'PYTHON': sys.executable, 'PORT': str(_free_port()),
+                              'PYTHONPATH': f'{tmp_path}{os.pathsep}{PROJECT_ROOT}'})
+    result = subprocess.run(['bash', osp.join(PROJECT_ROOT, 'tools', 'dist_train.sh'), config, '2',
+                             '--work-dir', work_dir],
+                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=400)
     assert result.returncode == 0, result.stdout[-4000:]
     ranks = [torch.load(osp.join(work_dir, f'rank{r}.pt'), weights_only=True) for r in (0, 1)]
@@ -186,19 +190,21 @@ SLURM_PROCID=0 SLURM_NTASKS=1 SLURM_LOCALID=0 SLURM_NODELIST=127.0.0.1 exec "$@"
 '''
 
 
-def test_slurm_script_launches_a_distributed_run(tmp_path, data_root):
+def test_slurm_script_launches_a_distributed_run(tmp_path, data_root, tiny_runs):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
     (bin_dir / 'srun').write_text(_FAKE_SRUN)
     (bin_dir / 'srun').chmod(0o755)
-    config = write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=2, ckpt_interval=2,
-                               val_interval=1000)
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=2, ckpt_interval=2,
+                                         val_interval=1000)
     work_dir = str(tmp_path / 'wd')
-    env = tool_env({'PATH': f'{bin_dir}{os.pathsep}{os.environ["PATH"]}', 'SRUN_ARGS_FILE': str(tmp_path / 'args'),
-                    'PYTHON': sys.executable, 'GPUS': '1', 'MASTER_PORT': str(_free_port())})
-    result = subprocess.run(['bash', osp.join(ROOT, 'tools', 'slurm_train.sh'), 'gpu_part', 'rexnet_job', config,
+    env = tiny_runs.tool_env({'PATH': f'{bin_dir}{os.pathsep}{os.environ["PATH"]}',
+                              'SRUN_ARGS_FILE': str(tmp_path / 'args'),
+                              'PYTHON': sys.executable, 'GPUS': '1', 'MASTER_PORT': str(_free_port())})
+    result = subprocess.run(['bash', osp.join(PROJECT_ROOT, 'tools', 'slurm_train.sh'), 'gpu_part', 'rexnet_job',
+                             config,
                              work_dir, '--cfg-options', 'train_cfg.val_interval=1000'],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     args = (tmp_path / 'args').read_text().split('\n')
@@ -208,17 +214,9 @@ def test_slurm_script_launches_a_distributed_run(tmp_path, data_root):
     assert osp.isfile(osp.join(work_dir, 'iter_2.pth'))
 
 
-def _train_module():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('train_tool', osp.join(ROOT, 'tools', 'train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_auto_scale_lr_and_work_dir_options(tmp_path, data_root, capsys):
-    train = _train_module()
-    config = write_tiny_config(str(tmp_path / 'tiny.py'), data_root)
+def test_auto_scale_lr_and_work_dir_options(tmp_path, data_root, capsys, tiny_runs, load_tool):
+    train = load_tool('train.py')
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root)
     cfg = train.configure(train.parse_args([config, '--auto-scale-lr']))
     assert cfg.auto_scale_lr.enable and cfg.auto_scale_lr.base_batch_size == 4
     assert osp.normpath(cfg.work_dir) == osp.join('work_dirs', 'tiny')

@@ -9,29 +9,27 @@ import pytest
 import torch
 
 import rexnet_mmdet  # noqa: F401
-from rexnet_mmdet.models.weights.formats import (CheckpointError, convert_checkpoint, detect_format, download_checkpoint,
-                                     from_own_format, infer_widen_factor, load_backbone_weights, read_state_dict,
-                                     to_own_format)
 from rexnet_mmdet.models import ReXNet
-
-from reference_weights import DATA, read_key_list, rebuild_official_weights
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from rexnet_mmdet.models.weights.formats import (CheckpointError, convert_checkpoint, detect_format,
+                                                 download_checkpoint, from_own_format, infer_widen_factor,
+                                                 load_backbone_weights, read_state_dict, to_own_format)
+from rexnet_mmdet.utils.build import PROJECT_ROOT
 
 
 @pytest.fixture(scope='module')
-def official():
-    return rebuild_official_weights('1.0')
+def official(reference_weights):
+    return reference_weights.rebuild_official_weights('1.0')
 
 
-def test_formats_are_recognised(official):
+def test_formats_are_recognised(official, reference_weights):
     assert detect_format(official) == 'official'
     own = to_own_format(official)
     assert not any(k.startswith(('output.', 'head.')) for k in own)
     timm = from_own_format(own, 'timm')
     assert detect_format(timm) == 'timm'
     # The timm key list (classifier aside) is exactly what the conversion writes, shapes included.
-    expected = {k: s for k, s in read_key_list(os.path.join(DATA, 'timm_keys_rexnet_100.txt'))
+    timm_keys = os.path.join(reference_weights.DATA, 'timm_keys_rexnet_100.txt')
+    expected = {k: s for k, s in reference_weights.read_key_list(timm_keys)
                 if not k.startswith('head.')}
     assert {k: tuple(v.shape) for k, v in timm.items()} == expected
     assert detect_format(own) == 'rexnet_mmdet'
@@ -41,9 +39,9 @@ def test_formats_are_recognised(official):
     assert all(torch.equal(back[k], official[k]) for k in back)
 
 
-def test_infer_widen_factor(official):
+def test_infer_widen_factor(official, reference_weights):
     assert infer_widen_factor(to_own_format(official)) == 1.0
-    assert infer_widen_factor(to_own_format(rebuild_official_weights('0.9'))) == 0.9
+    assert infer_widen_factor(to_own_format(reference_weights.rebuild_official_weights('0.9'))) == 0.9
     assert infer_widen_factor(ReXNet(widen_factor=2.2, out_indices=(6,)).state_dict()) == 2.2
 
 
@@ -70,9 +68,9 @@ def test_wrong_width_names_layer_and_width(tmp_path):
         load_backbone_weights(model, str(path))
 
 
-def test_wrong_width_deeper_layer(tmp_path, official):
+def test_wrong_width_deeper_layer(tmp_path, reference_weights):
     path = tmp_path / 'w09.pth'
-    torch.save(rebuild_official_weights('0.9'), path)
+    torch.save(reference_weights.rebuild_official_weights('0.9'), path)
     with pytest.raises(CheckpointError, match=r"'blocks.1.conv_pwl.conv.weight'.*\(26, 96, 1, 1\).*\(27, 96, 1, 1\).*widen_factor=0.9"):
         load_backbone_weights(ReXNet(widen_factor=1.0), str(path))
 
@@ -171,8 +169,8 @@ def test_convert_tool_round_trip(tmp_path, official):
     src = tmp_path / 'rexnetv1_1.0.pth'
     torch.save(official, src)
     own = tmp_path / 'own.pth'
-    out = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'convert_weights.py'), str(src), str(own)],
-                         capture_output=True, text=True, check=True).stdout
+    tool = os.path.join(PROJECT_ROOT, 'tools', 'model_converters', 'convert_weights.py')
+    out = subprocess.run([sys.executable, tool, str(src), str(own)], capture_output=True, text=True, check=True).stdout
     assert 'official format, widen_factor=1' in out
     saved = torch.load(own, weights_only=True)
     assert saved['meta']['widen_factor'] == 1.0 and 'stem.conv.weight' in saved['state_dict']
@@ -182,6 +180,6 @@ def test_convert_tool_round_trip(tmp_path, official):
     convert_checkpoint(str(timm), str(back), 'official')
     restored = torch.load(back, weights_only=True)
     assert all(torch.equal(restored[k], official[k]) for k in restored)
-    bad = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'convert_weights.py'),
-                          str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth')], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, tool, str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth')],
+                         capture_output=True, text=True)
     assert bad.returncode == 1 and 'checkpoint not found' in bad.stderr

@@ -1,0 +1,64 @@
+"""What the tests share: the helper modules in tests/helpers/ (as fixtures), loading a tool's module,
+one torch thread, and the official-format weight files rebuilt from tests/data.
+
+pytest runs with ``--import-mode=importlib`` (pytest.ini): test files are not importable by one
+another, so everything shared lives here.
+"""
+import importlib.util
+import os.path as osp
+from types import ModuleType
+
+import pytest
+import torch
+
+from rexnet_mmdet.utils.build import PROJECT_ROOT
+
+HELPERS = osp.join(osp.dirname(osp.abspath(__file__)), 'helpers')
+
+
+def _load(path: str, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def tiny_runs() -> ModuleType:
+    """tests/helpers/tiny_runs.py: tiny training configs and running tools in a subprocess."""
+    return _load(osp.join(HELPERS, 'tiny_runs.py'), 'tiny_runs')
+
+
+@pytest.fixture(scope='session')
+def reference_weights() -> ModuleType:
+    """tests/helpers/reference_weights.py: the official weights' deterministic stand-ins and golden outputs."""
+    return _load(osp.join(HELPERS, 'reference_weights.py'), 'reference_weights')
+
+
+@pytest.fixture(scope='session')
+def load_tool():
+    """``load_tool('analysis_tools/benchmark.py')``: a tool's module, to call its ``main`` in this process."""
+    def load(relative_path: str) -> ModuleType:
+        name = osp.splitext(osp.basename(relative_path))[0] + '_tool'
+        return _load(osp.join(PROJECT_ROOT, 'tools', relative_path), name)
+    return load
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One torch thread for correctness tests: quick when other work shares the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def official_checkpoints(tmp_path_factory, reference_weights) -> dict:
+    """Official-format stand-ins for the published ×0.9 and ×1.0 weights, as files: ``{'0.9': path, ...}``."""
+    folder = tmp_path_factory.mktemp('weights')
+    paths = {}
+    for width in ('0.9', '1.0'):
+        paths[width] = str(folder / f'rexnetv1_{width}.pth')
+        torch.save(reference_weights.rebuild_official_weights(width), paths[width])
+    return paths
