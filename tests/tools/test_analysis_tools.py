@@ -47,7 +47,8 @@ def test_rank_study_cli(tmp_path, tool_error):
 
 def test_plot_channels_cli(tmp_path, tool_error):
     out = tmp_path / 'channels.png'
-    proc = _run('tools/analysis_tools/plot_channels.py', '--widen-factor', '1.0', '2.2', '--mobilenetv2', '--out', str(out))
+    proc = _run('tools/analysis_tools/plot_channels.py', '--widen-factor', '1.0', '2.2', '--mobilenetv2',
+                '--out', str(out))
     assert _is_png(out)
     assert 'x1.0 stage-wise' in proc.stdout and 'x2.2 linear' in proc.stdout
     assert 'widen_factor must be a positive' in tool_error('plot_channels', '--widen-factor', '-1')

@@ -5,10 +5,10 @@ warm-up; medians and median ratios are reported. ReXNet models are timed as buil
 after ``rexnet_mmdet.deploy.optimize_for_inference`` ("optimized") when the project has it.
 
 Examples:
-    python tools/analysis_tools/benchmark.py                                  # backbones + detectors (a few minutes)
+    python tools/analysis_tools/benchmark.py                         # backbones + detectors (a few minutes)
     python tools/analysis_tools/benchmark.py --part backbones --batches 1 --repeats 50
     python tools/analysis_tools/benchmark.py --part detectors --repeats 9 --markdown --json work_dirs/speed.json
-    python tools/analysis_tools/benchmark.py --part memory                    # Faster R-CNN x2.2 training step, with_cp on/off
+    python tools/analysis_tools/benchmark.py --part memory           # Faster R-CNN x2.2 training step, with_cp on/off
     python tools/analysis_tools/benchmark.py --device cuda --part all
 """
 import argparse

@@ -8,7 +8,8 @@ interleaved, and reports medians.
 
 Examples:
     python tools/deployment/export_onnx.py --widen-factor 1.0 --out work_dirs/rexnet_x1.0.onnx
-    python tools/deployment/export_onnx.py --widen-factor 0.9 --out-indices 4 6 --dynamic --out work_dirs/rexnet_ssdlite.onnx
+    python tools/deployment/export_onnx.py --widen-factor 0.9 --out-indices 4 6 --dynamic \\
+        --out work_dirs/rexnet_ssdlite.onnx
     python tools/deployment/export_onnx.py --widen-factor 1.0 --checkpoint checkpoints/rexnetv1_1.0.pth --dynamic
 """
 import argparse
@@ -128,7 +129,8 @@ def main(argv=None) -> int:
         cases['ONNX Runtime'] = lambda: session.run(None, feed)
         print(f'timing batch {args.batch} at {h}x{w}, {threads} threads, ONNX Runtime '
               f'{args.ort_optimization} optimisation, {"parallel" if args.ort_parallel else "sequential"} '
-              f'execution: {args.warmup} warm-up + {args.repeats} timed calls each, in turns of {ox.RUNTIME_TIMING["block"]} calls')
+              f'execution: {args.warmup} warm-up + {args.repeats} timed calls each, '
+              f'in turns of {ox.RUNTIME_TIMING["block"]} calls')
         with torch.no_grad():
             median = medians(time_interleaved(cases, args.repeats, args.warmup, **ox.RUNTIME_TIMING))
         base = median['PyTorch eager']
