@@ -10,7 +10,7 @@ test: setup
 	$(PY) -m pytest tests
 
 demo: setup
-	$(PY) tools/demo.py
+	$(PY) tools/misc/demo.py
 
 clean:
 	rm -rf work_dirs .pytest_cache
