@@ -102,6 +102,9 @@ class ReXNet(BaseModule):
         self._freeze_stages()
         self._deployed = False  # set by rexnet_mmdet.deploy.optimize_for_inference
         self._channels_last = False
+        # ReXNet numbers its feature points differently from ResNet: say what comes out, so a
+        # copied out_indices shows on the first screen of a run, not after a silent training.
+        print_log(self._outputs_summary(), logger='current')
 
     # ----------------------------------------------------------------- contract
     @staticmethod
@@ -151,6 +154,13 @@ class ReXNet(BaseModule):
     @property
     def out_channels(self) -> Tuple[int, ...]:
         return tuple(t.channels for t in self.output_shape())
+
+    def _outputs_summary(self) -> str:
+        width = f'widen_factor={self.widen_factor}'
+        if self.block_channels is not None:
+            width += ', custom block_channels'
+        outputs = ', '.join(f'{t.name} {t.channels}ch /{t.stride}' for t in self.output_shape())
+        return f'ReXNet({width}, out_indices={self.out_indices}) outputs: {outputs}'
 
     # ------------------------------------------------------------------ forward
     def _run(self, fn, *args):
