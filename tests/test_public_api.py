@@ -29,11 +29,13 @@ def test_import_registers():
     assert TASK_UTILS.get('SSDLiteAnchorGenerator') is rexnet_mmdet.SSDLiteAnchorGenerator
 
 
-def test_import_is_light():
-    """Importing the package (as a config's custom_imports does) pulls in no analysis or ONNX code."""
+def test_import_is_light_and_quiet_outside_a_run():
+    """Importing the package (as a config's custom_imports does) pulls in no analysis or ONNX code, and a
+    backbone built outside a run prints nothing on stdout, where tools print their tables."""
     code = ('import sys, rexnet_mmdet; '
             'print(" ".join(m for m in sys.modules if m.split(".")[0] in ("onnx", "onnxruntime") '
-            'or m.startswith(("rexnet_mmdet.analysis", "rexnet_mmdet.deploy.onnx"))))')
+            'or m.startswith(("rexnet_mmdet.analysis", "rexnet_mmdet.deploy.onnx")))); '
+            'rexnet_mmdet.ReXNet(out_indices=(5,))')
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == ''
@@ -50,7 +52,7 @@ class _Lines(logging.Handler):
 
 @pytest.fixture
 def logged():
-    """Lines logged to the current MMLogger (the run's logger inside a Runner)."""
+    """Lines logged at INFO and above to the current MMLogger, made here as a Runner makes its own."""
     logger = MMLogger.get_instance(f'test_public_api_{uuid.uuid4().hex}')  # becomes the current one
     handler = _Lines()
     logger.addHandler(handler)
