@@ -100,7 +100,8 @@ def test_config_dumps_and_reloads(name, tmp_path):
 @pytest.mark.parametrize('name', NAMES)
 def test_config_trains_a_step_and_predicts(name):
     model = build_random(name)
-    batch = demo_mm_inputs(batch_size=2, image_shapes=(3, 128, 128), num_items=[3, 2], num_classes=80)
+    # 64x64: the smallest image every level of both detectors still covers (RetinaNet reaches stride 128).
+    batch = demo_mm_inputs(batch_size=2, image_shapes=(3, 64, 64), num_items=[3, 2], num_classes=80)
     model.train()
     optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     data = model.data_preprocessor(batch, training=True)
