@@ -1,9 +1,32 @@
 """ReXNet backbone and detectors for MMDetection 3.x.
 
-``import rexnet_mmdet`` registers ``type='ReXNet'`` in MMDetection's ``MODELS`` registry.
+``import rexnet_mmdet`` registers ``type='ReXNet'``, ``SSDLiteHead`` and ``SSDLiteAnchorGenerator`` in
+MMDetection's ``MODELS`` registry, the built-in ``ShapesDataset`` and the ``TrainingCurvesHook``, and
+makes mmengine read local checkpoints with weights-only loading (see ``rexnet_mmdet.engine``).
+
+What a config or a script needs is importable from here::
+
+    from rexnet_mmdet import ReXNet, out_channels
+    neck = dict(type='FPN', in_channels=out_channels(1.0, (1, 2, 3, 5)), out_channels=256, num_outs=5)
 """
 __version__ = '0.1.0'
 
-from . import models  # noqa: F401,E402  (registers the backbone)
+from . import models  # noqa: F401,E402  (registers the backbone and the SSDLite head)
 # The built-in dataset, the training-curves hook and safe loading of training checkpoints.
 from . import datasets, engine  # noqa: F401,E402
+from .checkpoint import PRETRAINED_URLS, load_backbone_weights  # noqa: E402
+from .deploy import optimize_for_inference  # noqa: E402
+from .models import (PUBLISHED_WIDTHS, BlockSetting, ReXNet, SSDLiteAnchorGenerator, SSDLiteHead,  # noqa: E402
+                     TapSpec, block_settings, linear_block_channels, out_channels, tap_specs)
+
+__all__ = [
+    # the backbone and what it returns, without building it
+    'ReXNet', 'out_channels', 'tap_specs', 'TapSpec', 'block_settings', 'BlockSetting',
+    'linear_block_channels', 'PUBLISHED_WIDTHS',
+    # ImageNet weights
+    'PRETRAINED_URLS', 'load_backbone_weights',
+    # the SSDLite head and anchors the paper's SSDLite uses
+    'SSDLiteHead', 'SSDLiteAnchorGenerator',
+    # inference
+    'optimize_for_inference',
+]

@@ -1,11 +1,12 @@
 """The ReXNet-v1 backbone for MMDetection."""
+import logging
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmdet.registry import MODELS
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -46,6 +47,8 @@ class ReXNet(BaseModule):
 
     Input: ``(N, 3, H, W)``. Output: a tuple of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` tensors,
     one per ``out_indices`` entry, with channels and strides given by :meth:`output_shape`.
+    When built, it logs them in one line to the current MMLogger (the run's log inside a Runner),
+    e.g. ``ReXNet(widen_factor=1.0, out_indices=(2, 3, 5)) outputs: C3 61ch /8, C4 128ch /16, C5 185ch /32``.
     """
 
     def __init__(self,
@@ -102,6 +105,12 @@ class ReXNet(BaseModule):
         self._freeze_stages()
         self._deployed = False  # set by rexnet_mmdet.deploy.optimize_for_inference
         self._channels_last = False
+        # ReXNet numbers its feature points differently from ResNet: say what comes out, so a
+        # copied out_indices shows on the first screen of a run, not after a silent training.
+        # Outside a run mmengine falls back to its 'mmengine' logger on stdout, where tools print
+        # their tables: there the line is debug-level.
+        outside_run = MMLogger.get_current_instance().instance_name == 'mmengine'
+        print_log(self._outputs_summary(), logger='current', level=logging.DEBUG if outside_run else logging.INFO)
 
     # ----------------------------------------------------------------- contract
     @staticmethod
@@ -151,6 +160,13 @@ class ReXNet(BaseModule):
     @property
     def out_channels(self) -> Tuple[int, ...]:
         return tuple(t.channels for t in self.output_shape())
+
+    def _outputs_summary(self) -> str:
+        width = f'widen_factor={self.widen_factor}'
+        if self.block_channels is not None:
+            width += ', custom block_channels'
+        outputs = ', '.join(f'{t.name} {t.channels}ch /{t.stride}' for t in self.output_shape())
+        return f'ReXNet({width}, out_indices={self.out_indices}) outputs: {outputs}'
 
     # ------------------------------------------------------------------ forward
     def _run(self, fn, *args):
