@@ -14,7 +14,7 @@ __version__ = '0.1.0'
 from . import models  # noqa: F401,E402  (registers the backbone and the SSDLite head)
 # The built-in dataset, the training-curves hook and safe loading of training checkpoints.
 from . import datasets, engine  # noqa: F401,E402
-from .checkpoint import PRETRAINED_URLS, load_backbone_weights  # noqa: E402
+from .models.weights import PRETRAINED_URLS, load_backbone_weights  # noqa: E402
 from .deploy import optimize_for_inference  # noqa: E402
 from .models import (PUBLISHED_WIDTHS, BlockSetting, ReXNet, SSDLiteAnchorGenerator, SSDLiteHead,  # noqa: E402
                      TapSpec, block_settings, linear_block_channels, out_channels, tap_specs)
