@@ -26,6 +26,7 @@ import copy
 import json
 import os
 import os.path as osp
+import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -246,7 +247,10 @@ def export_ssdlite(detector: nn.Module, path: str, input_size: Tuple[int, int] =
     x = torch.zeros(1, 3, *wrapper.input_size)
     scale = torch.ones(2)
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer warns about every Python-level shape decision (fixed input size) and about the
+        # PyTorch NMS inside _NonMaxSuppression, whose result the graph does not use.
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(wrapper, (x, scale), path, input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES),
                           dynamic_axes={name: {0: 'detections'} for name in OUTPUT_NAMES},
