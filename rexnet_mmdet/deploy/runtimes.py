@@ -13,7 +13,8 @@
 (resize to the graph's input size without keeping the aspect ratio, bilinear; BGR to RGB;
 ``(x - mean) / std``), with the values the export stored in the file's metadata, and returns
 NumPy arrays: boxes ``(N, 4)`` as ``x1, y1, x2, y2`` in the given image's pixels, scores ``(N,)``
-and labels ``(N,)``, best first. Neither runtime needs PyTorch or MMDetection.
+and labels ``(N,)``, best first. The graph needs neither PyTorch nor MMDetection; this module uses
+only NumPy, OpenCV, onnx (for the metadata) and the runtime.
 """
 import json
 from typing import Dict, List, Optional, Sequence, Tuple

@@ -85,8 +85,9 @@ def load_detector(config: str, checkpoint: Optional[str]):
         raise ToolError(str(e)) from e
     head = cfg.model.get('bbox_head', {})
     if str(head.get('type', '')).split('.')[-1] not in ('SSDHead', 'SSDLiteHead'):
-        raise ToolError(f'{config} has a {head.get("type")} head; this tool exports SSD / SSDLite detectors '
-                        f'(SSDHead or SSDLiteHead)')
+        found = f'a {head.get("type")} bbox_head' if head else 'no bbox_head'
+        raise ToolError(f'{config} has {found}; this tool exports SSD / SSDLite detectors (bbox_head of type '
+                        f'SSDHead or SSDLiteHead)')
     head.type = 'SSDLiteHead'
     cfg.model.backbone.init_cfg = None  # no ImageNet download: the checkpoint holds every weight
     if checkpoint:
