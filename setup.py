@@ -10,6 +10,6 @@ setup(
     python_requires='>=3.8',
     install_requires=['torch', 'mmcv>=2.0.0rc4,<2.2.0', 'mmengine>=0.7.1,<1.0.0', 'mmdet>=3.0.0,<3.4.0'],
     extras_require={'tests': ['pytest', 'pycocotools'],
-                    'tools': ['matplotlib', 'safetensors', 'onnx', 'onnxruntime']},
+                    'tools': ['matplotlib', 'safetensors', 'onnx', 'onnxruntime', 'openvino']},
     license='Apache-2.0',
 )

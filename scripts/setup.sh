@@ -20,7 +20,7 @@ PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 CACHE="${REXNET_MMDET_CACHE:-$HOME/.cache/rexnet-mmdet}"
 MMCV_VERSION=2.1.0
-STACK=(mmengine==0.10.7 mmdet==3.3.0 pycocotools pytest matplotlib safetensors onnx onnxruntime)
+STACK=(mmengine==0.10.7 mmdet==3.3.0 pycocotools pytest matplotlib safetensors onnx onnxruntime openvino)
 
 step() { printf '\n[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 

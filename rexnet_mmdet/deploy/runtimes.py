@@ -1,0 +1,157 @@
+"""Run an exported SSD / SSDLite graph (:mod:`rexnet_mmdet.deploy.ssdlite_onnx`) with ONNX Runtime or OpenVINO.
+
+::
+
+    import cv2
+    from rexnet_mmdet.deploy.runtimes import Detector
+
+    detector = Detector('ssdlite_rexnet_x1.0.onnx', runtime='openvino', threads=2)   # or runtime='ort'
+    boxes, scores, labels = detector.predict(cv2.imread('street.jpg'))   # BGR, as cv2 reads it
+    names = [detector.classes[i] for i in labels] if detector.classes else labels
+
+:meth:`Detector.predict` preprocesses as the config's test pipeline and data preprocessor do
+(resize to the graph's input size without keeping the aspect ratio, bilinear; BGR to RGB;
+``(x - mean) / std``), with the values the export stored in the file's metadata, and returns
+NumPy arrays: boxes ``(N, 4)`` as ``x1, y1, x2, y2`` in the given image's pixels, scores ``(N,)``
+and labels ``(N,)``, best first. The graph needs neither PyTorch nor MMDetection; this module uses
+only NumPy, OpenCV, onnx (for the metadata) and the runtime.
+"""
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+RUNTIMES = ('ort', 'openvino')
+#: Metadata keys the export writes (``metadata_props`` of the ONNX model).
+META_KEYS = ('input_size', 'mean', 'std', 'bgr_to_rgb', 'classes')
+
+
+def read_metadata(path: str) -> Dict[str, object]:
+    """The preprocessing the export recorded in ``path``: input size ``(H, W)``, mean, std,
+    ``bgr_to_rgb`` and class names (``None`` when unknown)."""
+    try:
+        import onnx
+    except ImportError as e:
+        raise ImportError('reading an exported model needs onnx: pip install onnx') from e
+    props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    missing = [k for k in META_KEYS if k not in props]
+    if missing:
+        raise ValueError(f'{path} lacks the metadata {", ".join(missing)}: export it with '
+                         f'rexnet_mmdet.deploy.ssdlite_onnx.export_ssdlite (tools/deployment/ssdlite_onnx.py)')
+    return {k: json.loads(props[k]) for k in META_KEYS}
+
+
+def ort_session(path: str, threads: Optional[int] = None):
+    """An ONNX Runtime CPU session, ``threads`` intra-op threads, sequential execution, all graph
+    optimisations."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise ImportError('runtime "ort" needs onnxruntime: pip install onnxruntime') from e
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def openvino_model(path: str, threads: Optional[int] = None):
+    """An OpenVINO model compiled for the CPU, for latency (one stream), ``threads`` threads,
+    float32 inference (OpenVINO would otherwise run bfloat16 on CPUs that have it)."""
+    try:
+        import openvino as ov
+    except ImportError as e:
+        raise ImportError('runtime "openvino" needs openvino: pip install openvino') from e
+    config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'}
+    if threads:
+        config['INFERENCE_NUM_THREADS'] = int(threads)
+    core = ov.Core()
+    return core.compile_model(core.read_model(path), 'CPU', config)
+
+
+class Detector:
+    """An exported SSD / SSDLite graph in ONNX Runtime or OpenVINO, with its preprocessing.
+
+    Args:
+        path: the ``.onnx`` file written by :func:`rexnet_mmdet.deploy.ssdlite_onnx.export_ssdlite`.
+        runtime: ``'ort'`` (ONNX Runtime) or ``'openvino'``.
+        threads: CPU threads for the runtime (default: its own choice).
+    """
+
+    def __init__(self, path: str, runtime: str = 'ort', threads: Optional[int] = None):
+        if runtime not in RUNTIMES:
+            raise ValueError(f'runtime must be one of {", ".join(RUNTIMES)}, got {runtime!r}')
+        meta = read_metadata(path)
+        self.path = path
+        self.runtime = runtime
+        self.input_size: Tuple[int, int] = tuple(int(v) for v in meta['input_size'])
+        self.mean = np.asarray(meta['mean'], dtype=np.float32)
+        self.std = np.asarray(meta['std'], dtype=np.float32)
+        self.bgr_to_rgb = bool(meta['bgr_to_rgb'])
+        self.classes: Optional[List[str]] = meta['classes']
+        if runtime == 'ort':
+            session = ort_session(path, threads)
+            names = [o.name for o in session.get_outputs()]
+
+            def run(x: np.ndarray, scale: np.ndarray) -> List[np.ndarray]:
+                return session.run(names, {'input': x, 'scale_factor': scale})
+        else:
+            compiled = openvino_model(path, threads)
+            request = compiled.create_infer_request()
+            outputs = [compiled.output(name) for name in ('boxes', 'scores', 'labels')]
+
+            def run(x: np.ndarray, scale: np.ndarray) -> List[np.ndarray]:
+                result = request.infer({'input': x, 'scale_factor': scale})
+                return [np.asarray(result[o]) for o in outputs]
+        self._run = run
+
+    def preprocess(self, image_bgr: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """``image_bgr (H, W, 3)`` uint8 -> the graph's ``input (1, 3, h, w)`` and ``scale_factor (2,)``."""
+        import cv2
+
+        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+            raise ValueError(f'expected an (H, W, 3) BGR image, got shape {tuple(image_bgr.shape)}')
+        h, w = self.input_size
+        resized = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+        if self.bgr_to_rgb:
+            resized = resized[..., ::-1]
+        x = (resized.astype(np.float32) - self.mean) / self.std
+        scale = np.array([w / image_bgr.shape[1], h / image_bgr.shape[0]], dtype=np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), scale
+
+    def run(self, x: np.ndarray, scale_factor: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The graph on a preprocessed input: boxes ``(N, 4)``, scores ``(N,)``, labels ``(N,)``."""
+        boxes, scores, labels = self._run(np.ascontiguousarray(x, dtype=np.float32),
+                                          np.ascontiguousarray(scale_factor, dtype=np.float32))
+        return boxes, scores, labels.astype(np.int64)
+
+    def predict(self, image_bgr: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detections in ``image_bgr (H, W, 3)``, uint8 BGR: boxes ``(N, 4)`` in its pixels, scores, labels."""
+        return self.run(*self.preprocess(image_bgr))
+
+
+def draw_detections(image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                    classes: Optional[Sequence[str]] = None, score_thr: float = 0.3) -> np.ndarray:
+    """A copy of ``image_bgr`` with the detections scoring at least ``score_thr`` drawn on it."""
+    import cv2
+
+    out = image_bgr.copy()
+    thickness = max(1, round(max(out.shape[:2]) / 300))
+    for box, score, label in zip(boxes, scores, labels):
+        if score < score_thr:
+            continue
+        # A colour per class, fixed, well apart in hue.
+        hue = (int(label) * 47) % 180
+        colour = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0].tolist()
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+        name = classes[int(label)] if classes and int(label) < len(classes) else str(int(label))
+        cv2.putText(out, f'{name} {score:.2f}', (x1, max(10, y1 - 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35 * thickness, colour, 1, cv2.LINE_AA)
+    return out
+
+
+__all__ = ['RUNTIMES', 'META_KEYS', 'Detector', 'read_metadata', 'ort_session', 'openvino_model',
+           'draw_detections']

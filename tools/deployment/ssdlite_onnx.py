@@ -1,0 +1,232 @@
+"""Export an SSD / SSDLite detector end to end to ONNX, run it with ONNX Runtime or OpenVINO, time it.
+
+The graph holds the network (BatchNorm folded), box decoding with the priors of the config's
+fixed input size, softmax scores, the config's score threshold and ``nms_pre``, per-class NMS
+(ONNX's ``NonMaxSuppression``) and ``max_per_img``; see ``rexnet_mmdet/deploy/ssdlite_onnx.py``.
+
+Examples:
+    python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py CHECKPOINT --out ssdlite.onnx \\
+        --images demo/ --runtime openvino --show-dir work_dirs/ssdlite_shown
+    # latency at 320x320, batch 1: eager PyTorch, ONNX Runtime and OpenVINO, interleaved, 2 threads
+    python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py --out x1.0.onnx --benchmark --threads 2
+    python tools/deployment/ssdlite_onnx.py mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py \\
+        --out mbv2.onnx --benchmark --threads 2
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+from typing import List, Optional, Tuple
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+
+
+class ToolError(Exception):
+    """A problem the user can fix: printed as one line, exit status 1."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Export an SSD / SSDLite detector with box decoding and NMS to ONNX, run it with ONNX '
+                    'Runtime or OpenVINO on images, and time eager PyTorch, ONNX Runtime and OpenVINO.',
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('Examples:')[1])
+    parser.add_argument('config', help='config file, or a package config such as mmdet::ssd/...py')
+    parser.add_argument('checkpoint', nargs='?',
+                        help='trained weights; without them the weights are random (BatchNorm statistics '
+                             'set on a random image), which is enough for timing but detects nothing')
+    parser.add_argument('--out', required=True, help='ONNX file to write')
+    parser.add_argument('--images', nargs='+', default=[], help='images or folders of images to detect in')
+    parser.add_argument('--runtime', choices=['ort', 'openvino'], default='ort',
+                        help='runtime for --images (default ort, ONNX Runtime)')
+    parser.add_argument('--show-dir', help='write each image with its detections drawn into this folder')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='least score drawn (default 0.3)')
+    parser.add_argument('--benchmark', action='store_true',
+                        help='time eager PyTorch (model.predict), ONNX Runtime and OpenVINO, batch 1, interleaved')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='CPU threads for PyTorch and both runtimes (default: the usable cores)')
+    parser.add_argument('--repeats', type=int, default=100, help='timed calls of each (default 100)')
+    parser.add_argument('--warmup', type=int, default=10, help='untimed calls of each first (default 10)')
+    parser.add_argument('--json', help='write the export, detection and timing summary to this file')
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error('--threads must be at least 1')
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error('--repeats must be at least 1 and --warmup 0 or more')
+    if args.show_dir and not args.images:
+        parser.error('--show-dir needs --images')
+    return args
+
+
+def input_size_of(cfg) -> Tuple[int, int]:
+    """``(H, W)`` the config's test pipeline resizes every image to; the graph's fixed input size."""
+    from mmdet.utils import get_test_pipeline_cfg
+
+    resizes = [t for t in get_test_pipeline_cfg(cfg) if str(t.get('type', '')).split('.')[-1] == 'Resize']
+    if len(resizes) != 1 or resizes[0].get('keep_ratio', False) or 'scale' not in resizes[0]:
+        raise ToolError('the config\'s test pipeline must resize to one fixed size without keeping the aspect '
+                        "ratio, as SSD configs do (dict(type='Resize', scale=(320, 320), keep_ratio=False)); "
+                        f'found {[dict(t) for t in resizes]}')
+    w, h = resizes[0]['scale']
+    return int(h), int(w)
+
+
+def load_detector(config: str, checkpoint: Optional[str]):
+    """The detector of ``config`` in eval mode on the CPU, with ``checkpoint``'s weights (else random
+    weights with BatchNorm statistics set on a random image). MMDetection 3.3's ``SSDHead`` cannot
+    predict (no ``loss_cls``); it is built as ``SSDLiteHead``, the same head with that fixed."""
+    import rexnet_mmdet  # noqa: F401  (registers ReXNet, SSDLiteHead)
+    from rexnet_mmdet.analysis.benchmark import build_detector, load_config
+
+    try:
+        cfg = load_config(config)
+    except FileNotFoundError as e:
+        raise ToolError(str(e)) from e
+    head = cfg.model.get('bbox_head', {})
+    if str(head.get('type', '')).split('.')[-1] not in ('SSDHead', 'SSDLiteHead'):
+        found = f'a {head.get("type")} bbox_head' if head else 'no bbox_head'
+        raise ToolError(f'{config} has {found}; this tool exports SSD / SSDLite detectors (bbox_head of type '
+                        f'SSDHead or SSDLiteHead)')
+    head.type = 'SSDLiteHead'
+    cfg.model.backbone.init_cfg = None  # no ImageNet download: the checkpoint holds every weight
+    if checkpoint:
+        if '://' not in checkpoint and not osp.isfile(checkpoint):
+            raise ToolError(f'checkpoint {checkpoint} does not exist: pass the path of a trained checkpoint, or '
+                            f'none for random weights (timing only)')
+        from mmdet.apis import init_detector
+        model = init_detector(cfg, checkpoint, device='cpu')
+    else:
+        h, w = input_size_of(cfg)
+        model = build_detector(cfg, calibration_size=(w, h))
+        model.cfg = cfg
+    return model.eval(), cfg
+
+
+def image_files(paths: List[str]) -> List[str]:
+    files = []
+    for path in paths:
+        if osp.isdir(path):
+            files += sorted(osp.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+        elif osp.isfile(path):
+            files.append(path)
+        else:
+            raise ToolError(f'{path} is neither an image nor a folder')
+    if not files:
+        raise ToolError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) found in {" ".join(paths)}')
+    return files
+
+
+def detect(onnx_path: str, files: List[str], runtime: str, threads: Optional[int], show_dir: Optional[str],
+           score_thr: float) -> List[dict]:
+    import cv2
+
+    from rexnet_mmdet.deploy.runtimes import Detector, draw_detections
+
+    detector = Detector(onnx_path, runtime=runtime, threads=threads)
+    if show_dir:
+        os.makedirs(show_dir, exist_ok=True)
+    results = []
+    for path in files:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise ToolError(f'{path} could not be read as an image')
+        boxes, scores, labels = detector.predict(image)
+        shown = int((scores >= score_thr).sum())
+        names = detector.classes or []
+        best = ', '.join(f'{names[l] if l < len(names) else l} {s:.2f}' for s, l in zip(scores[:3], labels[:3]))
+        print(f'{path}: {len(scores)} detections, {shown} at score >= {score_thr:g}' + (f' (best: {best})'
+                                                                                         if best else ''))
+        if show_dir:
+            cv2.imwrite(osp.join(show_dir, osp.basename(path)),
+                        draw_detections(image, boxes, scores, labels, detector.classes, score_thr))
+        results.append(dict(image=path, detections=len(scores), shown=shown))
+    return results
+
+
+def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, repeats: int, warmup: int,
+              image_path: Optional[str] = None) -> dict:
+    """Median seconds of eager PyTorch ``model.predict`` (as built, BatchNorm not folded), ONNX Runtime
+    and OpenVINO on the same preprocessed input, batch 1, interleaved."""
+    import cv2
+    import numpy as np
+    import torch
+    from mmdet.structures import DetDataSample
+
+    from rexnet_mmdet.analysis.benchmark import format_machine, load_average, machine_info, time_interleaved
+    from rexnet_mmdet.deploy.runtimes import Detector
+
+    runners = {'ONNX Runtime': Detector(onnx_path, 'ort', threads),
+               'OpenVINO': Detector(onnx_path, 'openvino', threads)}
+    if image_path:
+        image = cv2.imread(image_path, cv2.IMREAD_COLOR)
+    else:  # a fixed noise image of the input size: the graph and the model see the same thing
+        image = np.random.RandomState(0).randint(0, 256, (*input_size, 3), dtype=np.uint8)
+    x, scale = runners['ONNX Runtime'].preprocess(image)
+    inputs = torch.from_numpy(x)
+    sample = DetDataSample(metainfo=dict(img_shape=input_size, ori_shape=image.shape[:2],
+                                         scale_factor=(float(scale[0]), float(scale[1]))))
+
+    def eager():
+        with torch.no_grad():
+            return model.predict(inputs, [sample], rescale=True)
+
+    cases = {'PyTorch eager': eager}
+    for name, runner in runners.items():
+        cases[name] = (lambda r: lambda: r.run(x, scale))(runner)
+    counts = {'PyTorch eager': len(eager()[0].pred_instances)}
+    counts.update({name: len(runner.run(x, scale)[1]) for name, runner in runners.items()})
+    info = machine_info()
+    print(format_machine(info))
+    print(f'timing batch 1 at {input_size[0]}x{input_size[1]}, {threads} threads: {warmup} warm-up + '
+          f'{repeats} timed calls each, interleaved in turns of up to 10 calls')
+    times = time_interleaved(cases, repeats, warmup, block=10, pause=0.3)
+    load_after = load_average()
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    base = medians['PyTorch eager']
+    for name, t in medians.items():
+        q = statistics.quantiles(times[name], n=4) if len(times[name]) > 1 else [t, t, t]
+        print(f'  {name:14s} median {t * 1e3:8.2f} ms  IQR/median {(q[2] - q[0]) / t:.2f}  '
+              f'{t / base:.3f}x eager  ({counts[name]} detections)')
+    print(f'load average before {info["load_average"]}, after {load_after}')
+    return dict(timings=medians, detections=counts, threads=threads, input_size=list(input_size),
+                load_before=info['load_average'], load_after=load_after, machine=format_machine(info))
+
+
+def main(argv=None) -> dict:
+    """Run the tool; returns a summary (``'timings'``: median seconds per runtime with --benchmark)."""
+    args = parse_args(argv)
+    import torch
+
+    from rexnet_mmdet.analysis.benchmark import usable_cores
+    from rexnet_mmdet.deploy.ssdlite_onnx import export_ssdlite
+
+    threads = args.threads or usable_cores()
+    torch.set_num_threads(threads)
+    files = image_files(args.images) if args.images else []
+    model, cfg = load_detector(args.config, args.checkpoint)
+    input_size = input_size_of(cfg)
+    export_ssdlite(model, args.out, input_size)
+    s = model.bbox_head.test_cfg
+    print(f'wrote {args.out}: {type(model.backbone).__name__} {type(model.bbox_head).__name__}, input 1x3x'
+          f'{input_size[0]}x{input_size[1]}, BatchNorm folded, score_thr {s.get("score_thr")}, nms_pre '
+          f'{s.get("nms_pre")}, NMS IoU {s.nms.get("iou_threshold")}, max_per_img {s.get("max_per_img")}, '
+          + (f'weights from {args.checkpoint}' if args.checkpoint else 'random weights (timing only)'))
+    summary = dict(config=args.config, checkpoint=args.checkpoint, onnx=args.out, input_size=list(input_size))
+    if files:
+        summary['images'] = detect(args.out, files, args.runtime, threads, args.show_dir, args.score_thr)
+    if args.benchmark:
+        summary.update(benchmark(model, args.out, input_size, threads, args.repeats, args.warmup,
+                                 files[0] if files else None))
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as f:
+            json.dump(summary, f, indent=2)
+    return summary
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (ToolError, ValueError, ImportError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(1)
