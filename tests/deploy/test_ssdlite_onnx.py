@@ -52,7 +52,7 @@ def _train_a_little(model, data_root: str) -> None:
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
 
-    from rexnet_mmdet.analysis.benchmark import calibrate_batchnorm
+    from rexnet_mmdet.utils.build import calibrate_batchnorm
 
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
                 dict(type='Resize', scale=(320, 320), keep_ratio=False),
@@ -255,7 +255,7 @@ def test_tool_exports_runs_and_draws(trained, tmp_path):
     spec.loader.exec_module(tool)
     out, show = str(tmp_path / 'model.onnx'), tmp_path / 'shown'
     images = osp.dirname(trained['images'][0])
-    summary = tool.main([trained['config'], trained['checkpoint'], '--out', out, '--images', images,
+    summary = tool.run([trained['config'], trained['checkpoint'], '--out', out, '--images', images,
                          '--runtime', 'openvino', '--show-dir', str(show), '--threads', '1',
                          '--benchmark', '--repeats', '2', '--warmup', '1'])
     assert osp.isfile(out)

@@ -20,11 +20,9 @@ import statistics
 import sys
 from typing import List, Optional, Tuple
 
+from rexnet_mmdet.utils.cli import tool_main
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-
-
-class ToolError(Exception):
-    """A problem the user can fix: printed as one line, exit status 1."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,7 +63,7 @@ def input_size_of(cfg) -> Tuple[int, int]:
 
     resizes = [t for t in get_test_pipeline_cfg(cfg) if str(t.get('type', '')).split('.')[-1] == 'Resize']
     if len(resizes) != 1 or resizes[0].get('keep_ratio', False) or 'scale' not in resizes[0]:
-        raise ToolError('the config\'s test pipeline must resize to one fixed size without keeping the aspect '
+        raise ValueError('the config\'s test pipeline must resize to one fixed size without keeping the aspect '
                         "ratio, as SSD configs do (dict(type='Resize', scale=(320, 320), keep_ratio=False)); "
                         f'found {[dict(t) for t in resizes]}')
     w, h = resizes[0]['scale']
@@ -77,22 +75,22 @@ def load_detector(config: str, checkpoint: Optional[str]):
     weights with BatchNorm statistics set on a random image). MMDetection 3.3's ``SSDHead`` cannot
     predict (no ``loss_cls``); it is built as ``SSDLiteHead``, the same head with that fixed."""
     import rexnet_mmdet  # noqa: F401  (registers ReXNet, SSDLiteHead)
-    from rexnet_mmdet.analysis.benchmark import build_detector, load_config
+    from rexnet_mmdet.utils.build import build_detector, load_config
 
     try:
         cfg = load_config(config)
     except FileNotFoundError as e:
-        raise ToolError(str(e)) from e
+        raise ValueError(str(e)) from e
     head = cfg.model.get('bbox_head', {})
     if str(head.get('type', '')).split('.')[-1] not in ('SSDHead', 'SSDLiteHead'):
         found = f'a {head.get("type")} bbox_head' if head else 'no bbox_head'
-        raise ToolError(f'{config} has {found}; this tool exports SSD / SSDLite detectors (bbox_head of type '
+        raise ValueError(f'{config} has {found}; this tool exports SSD / SSDLite detectors (bbox_head of type '
                         f'SSDHead or SSDLiteHead)')
     head.type = 'SSDLiteHead'
     cfg.model.backbone.init_cfg = None  # no ImageNet download: the checkpoint holds every weight
     if checkpoint:
         if '://' not in checkpoint and not osp.isfile(checkpoint):
-            raise ToolError(f'checkpoint {checkpoint} does not exist: pass the path of a trained checkpoint, or '
+            raise ValueError(f'checkpoint {checkpoint} does not exist: pass the path of a trained checkpoint, or '
                             f'none for random weights (timing only)')
         from mmdet.apis import init_detector
         model = init_detector(cfg, checkpoint, device='cpu')
@@ -111,9 +109,9 @@ def image_files(paths: List[str]) -> List[str]:
         elif osp.isfile(path):
             files.append(path)
         else:
-            raise ToolError(f'{path} is neither an image nor a folder')
+            raise ValueError(f'{path} is neither an image nor a folder')
     if not files:
-        raise ToolError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) found in {" ".join(paths)}')
+        raise ValueError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) found in {" ".join(paths)}')
     return files
 
 
@@ -130,7 +128,7 @@ def detect(onnx_path: str, files: List[str], runtime: str, threads: Optional[int
     for path in files:
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
-            raise ToolError(f'{path} could not be read as an image')
+            raise ValueError(f'{path} could not be read as an image')
         boxes, scores, labels = detector.predict(image)
         shown = int((scores >= score_thr).sum())
         names = detector.classes or []
@@ -153,7 +151,7 @@ def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, 
     import torch
     from mmdet.structures import DetDataSample
 
-    from rexnet_mmdet.analysis.benchmark import format_machine, load_average, machine_info, time_interleaved
+    from rexnet_mmdet.utils.timing import format_machine, load_average, machine_info, time_interleaved
     from rexnet_mmdet.deploy.runtimes import Detector
 
     runners = {'ONNX Runtime': Detector(onnx_path, 'ort', threads),
@@ -193,12 +191,12 @@ def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, 
                 load_before=info['load_average'], load_after=load_after, machine=format_machine(info))
 
 
-def main(argv=None) -> dict:
+def run(argv=None) -> dict:
     """Run the tool; returns a summary (``'timings'``: median seconds per runtime with --benchmark)."""
     args = parse_args(argv)
     import torch
 
-    from rexnet_mmdet.analysis.benchmark import usable_cores
+    from rexnet_mmdet.utils.timing import usable_cores
     from rexnet_mmdet.deploy.ssdlite_onnx import export_ssdlite
 
     threads = args.threads or usable_cores()
@@ -224,9 +222,10 @@ def main(argv=None) -> dict:
     return summary
 
 
+@tool_main
+def main(argv=None) -> None:
+    run(argv)
+
+
 if __name__ == '__main__':
-    try:
-        main()
-    except (ToolError, ValueError, ImportError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(1)
+    sys.exit(main())
