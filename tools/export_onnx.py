@@ -32,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out-indices', type=int, nargs='+', default=[1, 2, 3, 5],
                         help='taps to export, increasing (default: 1 2 3 5)')
     parser.add_argument('--checkpoint', help='backbone weights: official, timm or this project\'s format '
-                                             '(a path or URL, as rexnet_mmdet.checkpoint reads them)')
+                                             '(a path or URL, as rexnet_mmdet.models.weights reads them)')
     parser.add_argument('--out', help='ONNX file to write (default: work_dirs/rexnet_x{w}_{taps}.onnx)')
     parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
                         help='input height and width for the export, the check and the timing (default 224 224)')

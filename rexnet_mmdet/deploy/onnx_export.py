@@ -39,7 +39,7 @@ def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[i
                               optimize: bool = True, seed: int = 0, calibration_size: int = 224) -> nn.Module:
     """A ReXNet backbone in eval mode, with BatchNorm folded into the convs when ``optimize``.
 
-    Weights: ``checkpoint`` (any format :func:`rexnet_mmdet.checkpoint.load_backbone_weights`
+    Weights: ``checkpoint`` (any format :func:`rexnet_mmdet.models.weights.load_backbone_weights`
     reads), else random ones with BatchNorm statistics set on random images of
     ``calibration_size`` (so that outputs have a trained network's scale and a parity check
     means something). Channels-last is left
@@ -52,7 +52,7 @@ def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[i
     cfg = dict(type='ReXNet', widen_factor=widen_factor, out_indices=tuple(out_indices),
                block_channels=None if block_channels is None else list(block_channels), init_cfg=None)
     if checkpoint:
-        from rexnet_mmdet.checkpoint import load_backbone_weights
+        from rexnet_mmdet.models.weights import load_backbone_weights
         model = MODELS.build(cfg)
         load_backbone_weights(model, checkpoint)
     else:

@@ -22,7 +22,7 @@ class ReXNet(BaseModule):
     """ReXNet-v1 backbone ("Rethinking Channel Dimensions for Efficient Model Design", CVPR 2021).
 
     Computes exactly what the official ReXNet-v1 computes and loads its ImageNet weights
-    (official, timm and this project's formats; see :mod:`rexnet_mmdet.checkpoint`).
+    (official, timm and this project's formats; see :mod:`rexnet_mmdet.models.weights`).
 
     Args:
         widen_factor: width multiplier ``w`` (any positive number; published: 0.9, 1.0, 1.3,
@@ -225,6 +225,6 @@ class ReXNet(BaseModule):
                       'short of the paper; see README "ImageNet weights".\n' % self.widen_factor + '=' * 78,
                       logger='current', level=30)
             return
-        from ..checkpoint import load_backbone_weights
+        from .weights import load_backbone_weights
         load_backbone_weights(self, self._pretrained)
         self._is_init = True

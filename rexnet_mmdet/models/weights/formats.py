@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .models.channels import (PUBLISHED_WIDTHS, BlockSetting, block_settings, final_channels,
+from ..channels import (PUBLISHED_WIDTHS, BlockSetting, block_settings, final_channels,
                               linear_block_channels)
 
 FORMATS = ('official', 'timm', 'rexnet_mmdet')
