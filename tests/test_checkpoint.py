@@ -78,7 +78,7 @@ def test_wrong_width_deeper_layer(tmp_path, official):
 
 
 def test_missing_file():
-    with pytest.raises(CheckpointError, match='checkpoint not found'):
+    with pytest.raises(CheckpointError, match='rexnet.pth not found'):
         load_backbone_weights(ReXNet(), 'no/such/rexnet.pth')
 
 
@@ -184,4 +184,4 @@ def test_convert_tool_round_trip(tmp_path, official):
     assert all(torch.equal(restored[k], official[k]) for k in restored)
     bad = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', 'convert_weights.py'),
                           str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth')], capture_output=True, text=True)
-    assert bad.returncode == 1 and 'checkpoint not found' in bad.stderr
+    assert bad.returncode == 1 and 'nope.pth not found' in bad.stderr

@@ -15,10 +15,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a clone without installing
 
 import rexnet_mmdet.datasets  # noqa: E402,F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CorruptCheckpointError, DatasetCheckError, UnsafeCheckpointError,  # noqa: E402
-                                 check_run_data, find_resume_checkpoint, load_checkpoint_file)
-from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, fail, is_main_process,  # noqa: E402
-                                        load_config, prepare_distributed, use_standard_coco_summary)
+from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, check_run_data,  # noqa: E402
+                                 check_training_checkpoint, find_resume_checkpoint, load_checkpoint,
+                                 prepare_checkpoints)
+from rexnet_mmdet.engine.checkpoint import check_backbone_start  # noqa: E402
+from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, fail, flush_denormals_on_cpu,  # noqa: E402
+                                        is_main_process, load_config, prepare_distributed,
+                                        use_standard_coco_summary)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,12 +72,17 @@ def configure(args: argparse.Namespace):
             print(f'[train] --resume: continuing from {found}', flush=True)
             cfg.resume, cfg.load_from = True, found
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
+        if '://' not in args.resume and not osp.isfile(args.resume):
             fail(f'--resume {args.resume}: no such checkpoint (absolute path {osp.abspath(args.resume)}); '
                  f'give no value to continue from the newest checkpoint in the work dir')
         cfg.resume, cfg.load_from = True, args.resume
     if cfg.get('resume') and cfg.get('load_from'):
         adopt_checkpoint_seed(cfg)
+    try:
+        check_backbone_start(cfg, args.config)
+    except ValueError as e:
+        fail(str(e))
+    prepare_checkpoints(cfg, 'train')
     return cfg
 
 
@@ -87,10 +95,11 @@ def adopt_checkpoint_seed(cfg) -> None:
     Also the place where a checkpoint that must not be loaded is refused, before any model is built.
     """
     try:
-        meta = load_checkpoint_file(cfg.load_from, map_location='cpu').get('meta') or {}
-    except (UnsafeCheckpointError, CorruptCheckpointError) as e:
+        checkpoint = load_checkpoint(cfg.load_from, map_location='cpu')
+        check_training_checkpoint(checkpoint, cfg.load_from, resume=True)
+    except CheckpointError as e:
         fail(str(e))
-    seed = meta.get('seed')
+    seed = checkpoint['meta'].get('seed')
     randomness = dict(cfg.get('randomness') or {})
     if randomness.get('seed') is None and seed is not None:
         print(f'[train] resuming with the interrupted run\'s seed {seed}', flush=True)
@@ -115,10 +124,11 @@ def main(argv=None) -> None:
         except DatasetCheckError as e:
             fail(str(e))
     prepare_distributed(cfg)
+    flush_denormals_on_cpu()
     try:
         runner = build_runner(cfg)
         runner.train()
-    except (UnsafeCheckpointError, CorruptCheckpointError) as e:
+    except CheckpointError as e:
         fail(str(e))
 
 

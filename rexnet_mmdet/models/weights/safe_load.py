@@ -389,7 +389,7 @@ def _corrupt_message(filename: str, size: int, e: Exception, reason: Optional[st
                 f'torch.jit.load, or save its weights with torch.save(model.state_dict(), PATH)')
     if filename.endswith('.safetensors'):
         return f'could not read {filename} ({size} bytes) as safetensors ({text}): the file is truncated or damaged'
-    return (f'checkpoint {filename} ({size} bytes) is incomplete or damaged ({type(e).__name__}: {text}): was the '
+    return (f'checkpoint {filename} ({size} bytes) is truncated or damaged ({type(e).__name__}: {text}): was the '
             f'run killed while saving it, or the download cut short? Use an earlier checkpoint or fetch it again')
 
 

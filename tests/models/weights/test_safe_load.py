@@ -250,7 +250,7 @@ def test_malformed_files_get_one_clear_line(tmp_path, training_checkpoint):
     data = open(training_checkpoint, 'rb').read()
     for cut in (10, len(data) // 2, len(data) - 10):
         (tmp_path / 'cut.pth').write_bytes(data[:cut])
-        _one_line_error(tmp_path / 'cut.pth', CorruptCheckpointError, 'incomplete or damaged')
+        _one_line_error(tmp_path / 'cut.pth', CorruptCheckpointError, 'truncated or damaged')
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / 'scripted.pth'))
     _one_line_error(tmp_path / 'scripted.pth', CorruptCheckpointError, 'TorchScript')
     _one_line_error(tmp_path / 'nope.pth', CheckpointNotFoundError, 'not found')
