@@ -5,24 +5,20 @@ tools/test.py and tools/convert_weights.py, called in-process (their ``main``) f
 and as processes for what a user sees on the terminal. Legitimate checkpoints (the project's
 own training checkpoint, over a path and over a URL) must load everywhere.
 """
-import functools
 import hashlib
-import http.server
 import importlib.util
 import os
 import os.path as osp
 import shutil
 import sys
-import threading
 
 import pytest
 import torch
 
 # The shared helpers of the tool tests live in tests/ (importable in either pytest import mode).
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from tiny_runs import ROOT, RunsCommand, run_tool, write_tiny_config  # noqa: E402
+from tiny_runs import ROOT, RunsCommand, run_tool, served_folder, write_tiny_config  # noqa: E402
 
-from rexnet_mmdet.engine.checkpoint import find_resume_checkpoint, is_readable_checkpoint  # noqa: E402
 
 
 def _tool(name: str):
@@ -170,17 +166,12 @@ def test_weights_only_tools_take_the_backbone_of_a_training_checkpoint(run, tmp_
 
 @pytest.fixture
 def served(tmp_path, monkeypatch):
-    """(folder, base URL) of an http.server on 127.0.0.1 started here; TORCH_HOME in tmp_path."""
+    """(folder served, base URL): an http.server on 127.0.0.1 started here; TORCH_HOME in tmp_path."""
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     root = tmp_path / 'served'
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
+    with served_folder(str(root)) as base:
+        yield root, base
 
 
 def test_url_payload_through_train_is_refused_and_never_runs(run, served, tmp_path):

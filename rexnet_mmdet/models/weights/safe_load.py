@@ -486,7 +486,6 @@ def load_checkpoint(source: str, map_location=None) -> Any:
 
 
 def _load_from_object_storage(source: str, map_location=None) -> Any:
-    import io
     import tempfile
     from mmengine.fileio import get_file_backend
     try:
@@ -495,7 +494,7 @@ def _load_from_object_storage(source: str, map_location=None) -> Any:
         raise CheckpointError(f'could not fetch {source}: {one_line(e, 200)}') from None
     # Read it like a local file (same checks and messages).
     with tempfile.NamedTemporaryFile(suffix='-' + osp.basename(source)) as f:
-        f.write(io.BytesIO(data).getvalue())
+        f.write(data)
         f.flush()
         try:
             return load_checkpoint_file(f.name, map_location)

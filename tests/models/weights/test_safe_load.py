@@ -5,12 +5,10 @@ allowed names, numpy object arrays, and empty, text, truncated and TorchScript f
 served by an http.server on 127.0.0.1 started by the test.
 """
 import copyreg
-import functools
-import http.server
 import os
+import os.path as osp
 import subprocess
 import sys
-import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -21,6 +19,10 @@ from mmengine.logging import HistoryBuffer
 from rexnet_mmdet.models.weights import safe_load
 from rexnet_mmdet.models.weights.safe_load import (CHECKPOINT_GLOBALS, CheckpointError, CheckpointNotFoundError,
                                                    CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint)
+
+# The shared helpers of the tool tests live in tests/ (importable in either pytest import mode).
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from tiny_runs import served_folder  # noqa: E402
 
 
 class _Reduces:
@@ -267,18 +269,12 @@ def test_legacy_and_plain_files_load(tmp_path):
 # ----------------------------------------------------------------------------- URLs and schemes
 @pytest.fixture
 def http_root(tmp_path, monkeypatch):
-    """(folder served, base URL): an http.server on 127.0.0.1 in a thread; TORCH_HOME in tmp."""
+    """(folder served, base URL): an http.server on 127.0.0.1 started here; TORCH_HOME in tmp_path."""
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     root = tmp_path / 'served'
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
+    with served_folder(str(root)) as base:
+        yield root, base
 
 
 def test_url_payload_is_refused_and_never_run(http_root, tmp_path):
