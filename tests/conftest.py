@@ -6,6 +6,7 @@ another, so everything shared lives here.
 """
 import importlib.util
 import os.path as osp
+import sys
 from types import ModuleType
 
 import pytest
@@ -23,16 +24,22 @@ def _load(path: str, name: str) -> ModuleType:
     return module
 
 
+# Loaded once, here, and registered under their own names, so that a test module may also write
+# ``from tiny_runs import write_tiny_config`` at its top (conftest.py is imported before any test module).
+_HELPER_MODULES = {name: sys.modules.setdefault(name, _load(osp.join(HELPERS, f'{name}.py'), name))
+                   for name in ('tiny_runs', 'reference_weights')}
+
+
 @pytest.fixture(scope='session')
 def tiny_runs() -> ModuleType:
     """tests/helpers/tiny_runs.py: tiny training configs and running tools in a subprocess."""
-    return _load(osp.join(HELPERS, 'tiny_runs.py'), 'tiny_runs')
+    return _HELPER_MODULES['tiny_runs']
 
 
 @pytest.fixture(scope='session')
 def reference_weights() -> ModuleType:
     """tests/helpers/reference_weights.py: the official weights' deterministic stand-ins and golden outputs."""
-    return _load(osp.join(HELPERS, 'reference_weights.py'), 'reference_weights')
+    return _HELPER_MODULES['reference_weights']
 
 
 @pytest.fixture(scope='session')

@@ -11,17 +11,16 @@ import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CorruptCheckpointError, DatasetCheckError, UnsafeCheckpointError,
-                                 check_run_data)
-from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, is_main_process, load_run_config,
-                                        prepare_distributed, use_standard_coco_summary)
+from rexnet_mmdet.engine import CheckpointError, DatasetCheckError, check_run_data, prepare_checkpoints
+from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
+                                        load_run_config, prepare_distributed, use_standard_coco_summary)
 from rexnet_mmdet.utils.cli import fail
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Evaluate a detector on a COCO-format dataset')
     parser.add_argument('config', help='config file the checkpoint was trained with')
-    parser.add_argument('checkpoint', help='checkpoint file (.pth)')
+    parser.add_argument('checkpoint', help='checkpoint file (.pth), or an http(s) URL')
     parser.add_argument('--out', help='also dump the raw predictions to this pickle file (.pkl)')
     parser.add_argument('--show-dir', help='draw detections (and masks) on every image into this folder')
     parser.add_argument('--skip-data-check', action='store_true',
@@ -31,11 +30,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def configure(args: argparse.Namespace):
-    if not osp.isfile(args.checkpoint):
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         fail(f'checkpoint {args.checkpoint} not found (absolute path {osp.abspath(args.checkpoint)})')
     cfg = load_run_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     cfg.resume = False
+    prepare_checkpoints(cfg, 'test')
     use_standard_coco_summary(cfg)
 
     if args.show_dir:
@@ -64,10 +64,11 @@ def main(argv=None) -> dict:
         except DatasetCheckError as e:
             fail(str(e))
     prepare_distributed(cfg)
+    flush_denormals_on_cpu()
     try:
         runner = build_runner(cfg)
         metrics = runner.test()
-    except (UnsafeCheckpointError, CorruptCheckpointError) as e:
+    except CheckpointError as e:
         fail(str(e))
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     uses_coco = any(isinstance(ev, dict) and ev.get('type') == 'CocoMetric' for ev in evaluators)

@@ -12,10 +12,11 @@ import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CorruptCheckpointError, DatasetCheckError, UnsafeCheckpointError,
-                                 check_run_data, find_resume_checkpoint, load_checkpoint_file)
-from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, is_main_process, load_run_config,
-                                        prepare_distributed, use_standard_coco_summary)
+from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, check_run_data, check_training_checkpoint,
+                                 find_resume_checkpoint, load_checkpoint, prepare_checkpoints)
+from rexnet_mmdet.engine.checkpoint import check_backbone_start
+from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
+                                        load_run_config, prepare_distributed, use_standard_coco_summary)
 from rexnet_mmdet.utils.cli import fail
 
 
@@ -67,12 +68,17 @@ def configure(args: argparse.Namespace):
             print(f'[train] --resume: continuing from {found}', flush=True)
             cfg.resume, cfg.load_from = True, found
     elif args.resume is not None:
-        if not osp.isfile(args.resume):
+        if '://' not in args.resume and not osp.isfile(args.resume):
             fail(f'--resume {args.resume}: no such checkpoint (absolute path {osp.abspath(args.resume)}); '
                  f'give no value to continue from the newest checkpoint in the work dir')
         cfg.resume, cfg.load_from = True, args.resume
     if cfg.get('resume') and cfg.get('load_from'):
         adopt_checkpoint_seed(cfg)
+    try:
+        check_backbone_start(cfg, args.config)
+    except ValueError as e:
+        fail(str(e))
+    prepare_checkpoints(cfg, 'train')
     return cfg
 
 
@@ -85,10 +91,11 @@ def adopt_checkpoint_seed(cfg) -> None:
     Also the place where a checkpoint that must not be loaded is refused, before any model is built.
     """
     try:
-        meta = load_checkpoint_file(cfg.load_from, map_location='cpu').get('meta') or {}
-    except (UnsafeCheckpointError, CorruptCheckpointError) as e:
+        checkpoint = load_checkpoint(cfg.load_from, map_location='cpu')
+        check_training_checkpoint(checkpoint, cfg.load_from, resume=True)
+    except CheckpointError as e:
         fail(str(e))
-    seed = meta.get('seed')
+    seed = checkpoint['meta'].get('seed')
     randomness = dict(cfg.get('randomness') or {})
     if randomness.get('seed') is None and seed is not None:
         print(f'[train] resuming with the interrupted run\'s seed {seed}', flush=True)
@@ -113,10 +120,11 @@ def main(argv=None) -> None:
         except DatasetCheckError as e:
             fail(str(e))
     prepare_distributed(cfg)
+    flush_denormals_on_cpu()
     try:
         runner = build_runner(cfg)
         runner.train()
-    except (UnsafeCheckpointError, CorruptCheckpointError) as e:
+    except CheckpointError as e:
         fail(str(e))
 
 

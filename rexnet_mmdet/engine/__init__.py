@@ -1,18 +1,24 @@
 """What the tools share: safe checkpoint loading, dataset checks, training curves.
 
-Importing this package makes mmengine load local checkpoints through
-``load_checkpoint_file`` (weights only, plus the classes mmengine training checkpoints
-hold) and registers ``TrainingCurvesHook`` in mmengine's HOOKS.
+Importing this package makes mmengine read every checkpoint (local paths, URLs and its other
+schemes) through ``rexnet_mmdet.models.weights.safe_load`` (weights only, plus the classes
+mmengine training checkpoints hold), registers ``CheckpointCheckHook`` and
+``TrainingCurvesHook`` in mmengine's HOOKS and the atomic local file backend used to save
+checkpoints.
 """
-from .checkpoint import (TRAINING_CHECKPOINT_GLOBALS, CorruptCheckpointError, UnsafeCheckpointError,
-                         find_resume_checkpoint, load_checkpoint_file, register_safe_checkpoint_loader)
+from .checkpoint import (TRAINING_CHECKPOINT_GLOBALS, CheckpointCheckHook, CheckpointError, CheckpointMismatchError,
+                         CheckpointNotFoundError, CorruptCheckpointError, MalformedCheckpointError,
+                         UnsafeCheckpointError, check_training_checkpoint, check_weights_fit, find_resume_checkpoint,
+                         load_checkpoint, load_checkpoint_file, prepare_checkpoints, register_safe_checkpoint_loader)
 from .curves import TrainingCurvesHook, plot_training_curves, read_scalar_logs
 from .data_checks import DatasetCheckError, check_run_data
 
 register_safe_checkpoint_loader()
 
 __all__ = [
-    'TRAINING_CHECKPOINT_GLOBALS', 'CorruptCheckpointError', 'UnsafeCheckpointError', 'find_resume_checkpoint',
-    'load_checkpoint_file', 'register_safe_checkpoint_loader', 'TrainingCurvesHook', 'plot_training_curves',
-    'read_scalar_logs', 'DatasetCheckError', 'check_run_data'
+    'TRAINING_CHECKPOINT_GLOBALS', 'CheckpointCheckHook', 'CheckpointError', 'CheckpointMismatchError',
+    'CheckpointNotFoundError', 'CorruptCheckpointError', 'MalformedCheckpointError', 'UnsafeCheckpointError',
+    'check_training_checkpoint', 'check_weights_fit', 'find_resume_checkpoint', 'load_checkpoint',
+    'load_checkpoint_file', 'prepare_checkpoints', 'register_safe_checkpoint_loader', 'TrainingCurvesHook',
+    'plot_training_curves', 'read_scalar_logs', 'DatasetCheckError', 'check_run_data'
 ]

@@ -134,3 +134,13 @@ def is_main_process() -> bool:
             return int(os.environ[key]) == 0
     return True
 
+
+def flush_denormals_on_cpu() -> None:
+    """Treat denormal floats as zero when running on the CPU.
+
+    Values below ~1e-38 cost a CPU tens of times more per operation than normal ones; a
+    network whose activations decay there (e.g. random weights under frozen BatchNorm) would
+    train many times slower for no gain in accuracy. GPUs handle them at full speed.
+    """
+    if not torch.cuda.is_available():
+        torch.set_flush_denormal(True)

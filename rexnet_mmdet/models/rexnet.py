@@ -1,5 +1,7 @@
 """The ReXNet-v1 backbone for MMDetection."""
+import contextlib
 import logging
+import sys
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -18,12 +20,39 @@ from .channels import (EXPANSION_TAP, FINAL_TAP, NUM_TAPS, STAGE_DEPTHS, TapSpec
 MAX_FROZEN_STAGES = len(STAGE_DEPTHS) + 1
 
 
+def is_batch_norm(module: nn.Module) -> bool:
+    """BatchNorm of any kind: torch's (``BN``, ``SyncBN``) and mmcv's ``MMSyncBN`` (not a ``_BatchNorm``)."""
+    if isinstance(module, _BatchNorm):
+        return True
+    # mmcv.ops is only imported when an MMSyncBN was built: look it up, do not import it.
+    sync_bn = sys.modules.get('mmcv.ops.sync_bn')
+    return sync_bn is not None and isinstance(module, sync_bn.SyncBatchNorm)
+
+
+def _recompute_keeps_buffers(module: nn.Module):
+    """``context_fn`` for ``torch.utils.checkpoint``: the recomputation in backward leaves
+    ``module``'s buffers (BatchNorm running statistics, ``num_batches_tracked``) as the forward
+    pass left them, so they are updated once per step, as without checkpointing."""
+
+    @contextlib.contextmanager
+    def recompute():
+        saved = [(b, b.clone()) for b in module.buffers()]
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for buffer, value in saved:
+                    buffer.copy_(value)
+
+    return lambda: (contextlib.nullcontext(), recompute())
+
+
 @MODELS.register_module()
 class ReXNet(BaseModule):
     """ReXNet-v1 backbone ("Rethinking Channel Dimensions for Efficient Model Design", CVPR 2021).
 
     Computes exactly what the official ReXNet-v1 computes and loads its ImageNet weights
-    (official, timm and this project's formats; see :mod:`rexnet_mmdet.checkpoint`).
+    (official, timm and this project's formats; see :mod:`rexnet_mmdet.models.weights`).
 
     Args:
         widen_factor: width multiplier ``w`` (any positive number; published: 0.9, 1.0, 1.3,
@@ -38,8 +67,9 @@ class ReXNet(BaseModule):
             (stage depths 1, 2, 2, 3, 3, 5 blocks); 7 also the final conv. Frozen layers get no
             gradient and their norm layers stay in eval mode through ``model.train()``.
         norm_cfg: norm layers (``BN``, ``SyncBN``, ``GN`` ...).
-        norm_eval: keep every BatchNorm (incl. SyncBN) in eval mode during training.
-        with_cp: gradient checkpointing, block by block, when training.
+        norm_eval: keep every BatchNorm (incl. SyncBN and mmcv's MMSyncBN) in eval mode during training.
+        with_cp: gradient checkpointing, block by block, when training; BatchNorm statistics are
+            still updated once per step (the recomputation in backward leaves them alone).
         drop_path_rate: stochastic depth, growing linearly over the blocks up to this rate.
         block_channels: explicit output channels of the 16 blocks instead of the linear rule.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads ImageNet weights in
@@ -172,13 +202,29 @@ class ReXNet(BaseModule):
     def _run(self, fn, *args):
         # Recompute activations in backward instead of storing them (training only).
         if self.with_cp and self.training and torch.is_grad_enabled():
-            return cp.checkpoint(fn, *args, use_reentrant=False)
+            module = getattr(fn, '__self__', fn)
+            return cp.checkpoint(fn, *args, use_reentrant=False, context_fn=_recompute_keeps_buffers(module))
         return fn(*args)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f'ReXNet expects images of shape (N, 3, H, W), got {tuple(x.shape)}; '
                              f'convert grayscale images to 3 channels (e.g. color_type="color" when loading)')
+        if x.shape[0] == 1 and self.training:
+            try:
+                return self._forward(x)
+            except ValueError as e:
+                if 'Expected more than 1 value per channel' not in str(e):
+                    raise
+                raise ValueError(
+                    'ReXNet cannot train BatchNorm on a batch of 1 image: the squeeze-excitation BatchNorm (after '
+                    'global pooling) sees one value per channel. Use at least 2 images per GPU '
+                    '(--cfg-options train_dataloader.batch_size=2), or keep BatchNorm statistics fixed '
+                    '(model.backbone.norm_eval=True with ImageNet weights), or another norm '
+                    "(model.backbone.norm_cfg=dict(type='SyncBN') across GPUs)") from None
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         outs = {}
@@ -228,7 +274,7 @@ class ReXNet(BaseModule):
         self._freeze_stages()
         if mode and self.norm_eval:
             for m in self.modules():
-                if isinstance(m, _BatchNorm):
+                if is_batch_norm(m):
                     m.eval()
         return self
 
@@ -236,10 +282,14 @@ class ReXNet(BaseModule):
     def init_weights(self) -> None:
         if self._pretrained is None:
             super().init_weights()
+            frozen_bn = self.norm_eval or self.norm_cfg.get('requires_grad') is False
             print_log('=' * 78 + '\nReXNet backbone (widen_factor=%g) starts from RANDOM weights: no '
                       "init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from scratch falls far "
-                      'short of the paper; see README "ImageNet weights".\n' % self.widen_factor + '=' * 78,
-                      logger='current', level=30)
+                      'short of the paper; see README "ImageNet weights".\n' % self.widen_factor
+                      + ('With frozen BatchNorm (norm_eval=True or requires_grad=False) the random backbone is '
+                         'not normalised: unless a checkpoint is loaded next (load_from, resume), train it with '
+                         'norm_eval=False, norm_cfg.requires_grad=True, frozen_stages=-1.\n' if frozen_bn else '')
+                      + '=' * 78, logger='current', level=30)
             return
         from .weights.formats import load_backbone_weights
         load_backbone_weights(self, self._pretrained)

@@ -117,7 +117,7 @@ def test_truncated_checkpoint_is_reported_as_incomplete(tmp_path):
     torch.save(_training_checkpoint(), str(path))
     data = path.read_bytes()
     path.write_bytes(data[:len(data) // 2])
-    with pytest.raises(CorruptCheckpointError, match='incomplete or damaged'):
+    with pytest.raises(CorruptCheckpointError, match='truncated or damaged'):
         load_checkpoint_file(str(path))
 
 

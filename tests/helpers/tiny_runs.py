@@ -4,10 +4,14 @@ The tiny detector is the demo config (real ReXNet x1.0 backbone, Faster R-CNN + 
 64 px images, narrow necks and heads and a handful of iterations: every tool path runs in
 seconds on a CPU.
 """
+import contextlib
+import functools
+import http.server
 import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 from typing import List, Optional, Sequence
 
 from rexnet_mmdet.utils.build import PROJECT_ROOT as ROOT
@@ -111,3 +115,17 @@ def write_malicious_checkpoint(path: str, marker: str) -> str:
     import torch
     torch.save({'meta': RunsCommand(f'touch {marker}'), 'state_dict': {}}, path)
     return path
+
+
+@contextlib.contextmanager
+def served_folder(root: str):
+    """Serve ``root`` over HTTP on 127.0.0.1 (a thread); yields the base URL, e.g. http://127.0.0.1:PORT."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()

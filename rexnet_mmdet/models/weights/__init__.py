@@ -1,10 +1,16 @@
-"""Everything about ReXNet weight files, below the model that loads them."""
-from .formats import (CLASSIFIER_PREFIXES, FORMATS, OWN_FORMAT_TAG, PRETRAINED_URLS, CheckpointError,
-                      convert_checkpoint, detect_format, download_checkpoint, from_own_format,
-                      infer_widen_factor, layer_table, load_backbone_weights, read_state_dict,
-                      save_own_format, to_own_format, unwrap_state_dict)
+"""Everything about weight files: the one safe loader for every source, and the ImageNet key formats."""
+from .formats import (CLASSIFIER_PREFIXES, FORMATS, OWN_FORMAT_TAG, PRETRAINED_URLS, convert_checkpoint, detect_format, from_own_format,
+                      infer_widen_factor, layer_table, load_backbone_weights, read_state_dict, save_own_format,
+                      to_own_format, unwrap_state_dict)
+from .safe_load import (CHECKPOINT_GLOBALS, CheckpointError, CheckpointMismatchError, CheckpointNotFoundError,
+                        CorruptCheckpointError, MalformedCheckpointError, UnsafeCheckpointError, download_checkpoint,
+                        is_url, load_checkpoint, load_checkpoint_file)
 
-__all__ = ['CLASSIFIER_PREFIXES', 'FORMATS', 'OWN_FORMAT_TAG', 'PRETRAINED_URLS', 'CheckpointError',
-           'convert_checkpoint', 'detect_format', 'download_checkpoint', 'from_own_format',
-           'infer_widen_factor', 'layer_table', 'load_backbone_weights', 'read_state_dict',
-           'save_own_format', 'to_own_format', 'unwrap_state_dict']
+__all__ = [
+    'CLASSIFIER_PREFIXES',
+    'FORMATS', 'OWN_FORMAT_TAG', 'PRETRAINED_URLS', 'convert_checkpoint', 'detect_format', 'from_own_format',
+    'infer_widen_factor', 'layer_table', 'load_backbone_weights', 'read_state_dict', 'save_own_format',
+    'to_own_format', 'unwrap_state_dict', 'CHECKPOINT_GLOBALS', 'CheckpointError', 'CheckpointMismatchError',
+    'CheckpointNotFoundError', 'CorruptCheckpointError', 'MalformedCheckpointError', 'UnsafeCheckpointError',
+    'download_checkpoint', 'is_url', 'load_checkpoint', 'load_checkpoint_file'
+]

@@ -9,20 +9,19 @@ Three key formats are understood and recognised automatically:
 * ``rexnet_mmdet`` - this project's own: the backbone's ``state_dict`` with ``meta`` saying the width.
   An MMDetection detector checkpoint (keys ``backbone.*``) is read as this format too.
 
-Files are always read with ``weights_only`` loading: a checkpoint never runs code.
+Files are read by :mod:`.safe_load` (``weights_only`` with a fixed allowlist): a checkpoint never runs code.
 """
-import hashlib
 import os
 import os.path as osp
-import pickle
 import re
-import zipfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..channels import (PUBLISHED_WIDTHS, BlockSetting, block_settings, final_channels,
                         linear_block_channels)
+from .safe_load import (CheckpointError, CheckpointNotFoundError, CorruptCheckpointError, is_url, load_checkpoint,
+                        one_line)
 
 FORMATS = ('official', 'timm', 'rexnet_mmdet')
 OWN_FORMAT_TAG = 'rexnet_mmdet.backbone'
@@ -35,10 +34,6 @@ PRETRAINED_URLS: Dict[float, str] = {
     2.0: 'https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-rexnet/rexnetv1_200-8c0b7f2d.pth',
     3.0: 'https://huggingface.co/timm/rexnet_300.nav_in1k/resolve/main/model.safetensors',
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: missing, unreadable, unsafe, of unknown format or wrong width."""
 
 
 # ---------------------------------------------------------------- key tables
@@ -82,67 +77,31 @@ def _split(key: str) -> Tuple[str, str]:
 
 
 # ---------------------------------------------------------------- reading
-def _resolve(path_or_url: str) -> str:
-    if re.match(r'^https?://', path_or_url):
-        return download_checkpoint(path_or_url)
-    if not osp.isfile(path_or_url):
-        raise CheckpointError(
-            f'checkpoint not found: {path_or_url!r} (absolute: {osp.abspath(path_or_url)}). '
-            f'Give the path of an ImageNet checkpoint (official rexnetv1_*.pth, timm rexnet_*.pth/.safetensors, '
-            f'or one written by tools/convert_weights.py), or a URL.')
-    return path_or_url
-
-
-def download_checkpoint(url: str, model_dir: Optional[str] = None) -> str:
-    """Download ``url`` into the torch hub cache (``$TORCH_HOME/hub/checkpoints``) once; return the path."""
-    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
-    os.makedirs(model_dir, exist_ok=True)
-    name = osp.basename(url.split('?')[0])
-    if name in ('model.safetensors', 'pytorch_model.bin', ''):
-        # Hub files share generic names: keep one cache entry per URL.
-        name = hashlib.sha256(url.encode()).hexdigest()[:8] + '-' + (name or 'checkpoint.pth')
-    dst = osp.join(model_dir, name)
-    if osp.isfile(dst):
-        return dst
-    match = re.search(r'-([a-f0-9]{8,})\.', name)  # timm-style names carry a sha256 prefix
-    print(f'Downloading {url} to {dst}', flush=True)
-    try:
-        torch.hub.download_url_to_file(url, dst, hash_prefix=match.group(1) if match else None,
-                                       progress=True)
-    except Exception as e:  # URLError, HTTPError, timeouts, hash mismatch ...
-        raise CheckpointError(
-            f'could not download {url}: {e}. If this machine has no network, download the file '
-            f'elsewhere, copy it here and give its local path instead of the URL.') from e
-    return dst
-
-
 def read_state_dict(path_or_url: str) -> Dict[str, torch.Tensor]:
-    """Read a checkpoint file (or URL) safely and return its flat state dict (unwrapped)."""
-    path = _resolve(path_or_url)
-    if path.endswith('.safetensors'):
-        try:
-            from safetensors.torch import load_file
-        except ImportError as e:
-            raise CheckpointError('reading .safetensors needs the safetensors package: '
-                                  'pip install safetensors') from e
-        try:
-            return load_file(path, device='cpu')
-        except Exception as e:
-            raise CheckpointError(f'could not read {path}: {e}. The file is truncated or not a '
-                                  f'safetensors file; download it again.') from e
+    """Read a checkpoint (path, URL or mmengine scheme) safely and return its flat state dict (unwrapped).
+
+    Reading goes through :func:`.safe_load.load_checkpoint` (the allowlist of a training checkpoint:
+    a detector checkpoint written by ``tools/train.py`` is accepted, its ``backbone.*`` weights are
+    what :func:`to_own_format` takes). ``.safetensors`` files are read with safetensors.
+    """
+    if str(path_or_url).endswith('.safetensors') and not is_url(path_or_url):
+        return _read_safetensors(path_or_url)
+    return unwrap_state_dict(load_checkpoint(path_or_url, map_location='cpu'), str(path_or_url))
+
+
+def _read_safetensors(path: str) -> Dict[str, torch.Tensor]:
+    if not osp.isfile(path):
+        raise CheckpointNotFoundError(f'checkpoint {path} not found (absolute path {osp.abspath(path)})')
     try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f'refusing to load {path}: it holds Python objects beyond tensors and containers, which '
-            f'could run code when unpickled ({str(e).splitlines()[0][:200]}). Only plain state dicts '
-            f'are loaded; re-save the weights as a state dict from a trusted environment.') from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as e:
-        size = osp.getsize(path)
-        raise CheckpointError(
-            f'could not read {path} ({size} bytes): {str(e).splitlines()[0][:200]}. The file is '
-            f'truncated or is not a PyTorch checkpoint; download or copy it again.') from e
-    return unwrap_state_dict(obj, path)
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError('reading .safetensors needs the safetensors package: pip install safetensors') from None
+    try:
+        return load_file(path, device='cpu')
+    except Exception as e:
+        raise CorruptCheckpointError(f'could not read {path} ({osp.getsize(path)} bytes) as safetensors '
+                                     f'({one_line(e, 160)}): the file is truncated or is not a safetensors file; '
+                                     f'download it again') from None
 
 
 def unwrap_state_dict(obj, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:
@@ -160,7 +119,7 @@ def unwrap_state_dict(obj, source: str = 'checkpoint') -> Dict[str, torch.Tensor
     return dict(obj)
 
 
-def detect_format(state_dict: Dict[str, torch.Tensor]) -> str:
+def detect_format(state_dict: Dict[str, torch.Tensor], source: str = 'checkpoint') -> str:
     """'official', 'timm' or 'rexnet_mmdet' (also detector checkpoints with ``backbone.*`` keys)."""
     keys = set(state_dict)
     if 'features.0.weight' in keys and any(re.match(r'features\.\d+\.out\.', k) for k in keys):
@@ -173,7 +132,7 @@ def detect_format(state_dict: Dict[str, torch.Tensor]) -> str:
         return 'rexnet_mmdet'
     sample = ', '.join(sorted(keys)[:5])
     raise CheckpointError(
-        f'unknown checkpoint format (first keys: {sample}). Known formats: the official ReXNet-v1 '
+        f'{source}: unknown checkpoint format, no ReXNet backbone weights in it (first keys: {sample}). Known formats: the official ReXNet-v1 '
         f'(features.0.weight, features.3.out.0.weight ...), timm rexnet_* (stem.conv.weight, '
         f'features.0.conv_dw.conv.weight ...), or this project\'s (stem.conv.weight, blocks.0...)')
 
@@ -266,7 +225,7 @@ def load_backbone_weights(model: torch.nn.Module, path_or_url: str, strict: bool
     Returns a dict with the ``ignored`` checkpoint keys and the ``missing`` ``num_batches_tracked`` buffers.
     """
     raw = read_state_dict(path_or_url)
-    fmt = detect_format(raw)
+    fmt = detect_format(raw, str(path_or_url))
     state = to_own_format(raw, fmt)
     own = model.state_dict()
     ckpt_width = infer_widen_factor(state)
@@ -310,7 +269,7 @@ def convert_checkpoint(src: str, dst: str, fmt: str = 'rexnet_mmdet') -> Tuple[s
     if fmt not in FORMATS:
         raise ValueError(f'--format must be one of {", ".join(FORMATS)}, got {fmt!r}')
     raw = read_state_dict(src)
-    src_fmt = detect_format(raw)
+    src_fmt = detect_format(raw, str(src))
     state = to_own_format(raw, src_fmt)
     width = infer_widen_factor(state)
     if fmt == 'rexnet_mmdet':

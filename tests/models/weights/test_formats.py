@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import rexnet_mmdet  # noqa: F401
+from rexnet_mmdet.models.weights import (CheckpointError, convert_checkpoint, detect_format, download_checkpoint,
+                                     from_own_format, infer_widen_factor, load_backbone_weights, read_state_dict,
+                                     to_own_format)
 from rexnet_mmdet.models import ReXNet
-from rexnet_mmdet.models.weights.formats import (CheckpointError, convert_checkpoint, detect_format,
-                                                 download_checkpoint, from_own_format, infer_widen_factor,
-                                                 load_backbone_weights, read_state_dict, to_own_format)
 from rexnet_mmdet.utils.build import PROJECT_ROOT
 
 
@@ -76,7 +76,7 @@ def test_wrong_width_deeper_layer(tmp_path, reference_weights):
 
 
 def test_missing_file():
-    with pytest.raises(CheckpointError, match='checkpoint not found'):
+    with pytest.raises(CheckpointError, match='rexnet.pth not found'):
         load_backbone_weights(ReXNet(), 'no/such/rexnet.pth')
 
 
@@ -182,4 +182,4 @@ def test_convert_tool_round_trip(tmp_path, official):
     assert all(torch.equal(restored[k], official[k]) for k in restored)
     bad = subprocess.run([sys.executable, tool, str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth')],
                          capture_output=True, text=True)
-    assert bad.returncode == 1 and 'checkpoint not found' in bad.stderr
+    assert bad.returncode == 1 and 'nope.pth not found' in bad.stderr

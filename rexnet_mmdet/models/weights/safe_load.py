@@ -1,0 +1,509 @@
+"""The one way this project reads a checkpoint, from any source, without running code from it.
+
+``load_checkpoint(source)`` accepts:
+
+* a local path;
+* an ``http://`` / ``https://`` URL: downloaded once into torch hub's cache
+  (``$TORCH_HOME/hub/checkpoints``, written under a temporary name and renamed when complete),
+  then read from there like a local file;
+* the other schemes mmengine's ``CheckpointLoader`` knows: ``torchvision://`` / ``modelzoo://``,
+  ``open-mmlab://`` / ``openmmlab://`` and ``mmcls://`` are looked up in mmengine's model tables
+  and read through the URL path; ``s3://`` / ``petrel://`` are fetched with mmengine's file
+  backend and read from memory; ``pavi://`` is refused (download the file instead).
+
+Every file is read by ``torch.load(weights_only=True)`` with a fixed allowlist
+(:data:`CHECKPOINT_GLOBALS`) beyond torch's tensors and plain containers: what an mmengine
+training checkpoint holds, i.e. the message hub's ``HistoryBuffer`` objects, numpy arrays and
+scalars of numeric or bool dtype, and the four statistics methods a ``HistoryBuffer`` pickles
+by name. The allowlist is built when this module is imported; nothing in a file can add to it:
+
+* ``HistoryBuffer`` and numpy objects are rebuilt by this module from their pickled state,
+  which is checked first: mmengine's ``HistoryBuffer.__setstate__`` (which merges the file's
+  statistics methods into a class-level dict) and numpy's ``__setstate__`` never run, a dtype
+  is only made from a numeric or bool type code (never ``'O8'``), so no object array can appear;
+* ``getattr`` hands out exactly ``HistoryBuffer.min/max/current/mean``.
+
+The allowlist is installed in ``torch.serialization``'s safe globals only for the duration
+of the load (under a lock) and the user's own safe globals are put back exactly as they were.
+Loading leaves ``HistoryBuffer._statistics_methods`` as it was, except that mmengine's four
+default methods are ensured when a file held a ``HistoryBuffer`` (what mmengine's own
+unpickling does), so loaded buffers compute their statistics.
+
+Errors are :class:`CheckpointError` and its subclasses; every message is one line that names
+the file and the problem.
+"""
+import os
+import os.path as osp
+import pickle
+import re
+import threading
+import warnings
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+
+# ----------------------------------------------------------------------------- errors
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: missing, unreadable, unsafe, malformed or not fitting."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No file at the given path (or nothing at the URL)."""
+
+
+class UnsafeCheckpointError(CheckpointError, pickle.UnpicklingError):
+    """The file holds pickled objects outside the allowlist; nothing of it was run."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is empty, truncated, damaged or not a PyTorch checkpoint at all."""
+
+
+class MalformedCheckpointError(CheckpointError):
+    """The file loads but its content is not what a checkpoint holds (not a dict, bad ``meta`` ...)."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The checkpoint's weights do not fit the model they are loaded into."""
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (torch's messages span paragraphs), cut to ``limit`` characters."""
+    text = ' '.join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+# ----------------------------------------------------------------------------- allowlist
+class _Refused(Exception):
+    """Raised inside the unpickler by the allowlist's rebuilders; becomes UnsafeCheckpointError."""
+
+
+_STATISTICS_METHODS = ('min', 'max', 'current', 'mean')
+#: The methods a pickled HistoryBuffer refers to by name, read once, here, from the class itself.
+_HISTORY_BUFFER_METHODS: Dict[str, Callable] = {name: getattr(HistoryBuffer, name) for name in _STATISTICS_METHODS}
+#: numpy type codes a pickled numeric or bool dtype is made from ('f8', 'i8', 'b1' ...).
+_NUMPY_TYPE_CODE = re.compile(r'^(b1|[iu][1248]|f[248]|c(8|16))$')
+
+
+class _HistoryBufferState:
+    """Stands in for ``HistoryBuffer`` while unpickling: keeps the state, runs nothing of mmengine's."""
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _DTypeState:
+    """Stands in for a numpy dtype while unpickling (made by ``_numpy_dtype`` from a checked code)."""
+
+    def __init__(self, code: str):
+        self.code = code
+        self.byteorder = '='
+
+    def __setstate__(self, state):
+        # numpy writes (3, byteorder, subarray, names, fields, elsize, alignment, flags); for the
+        # numeric dtypes allowed here only the byte order varies.
+        if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3
+                and state[1] in ('<', '>', '|', '=') and state[2:] == (None, None, None, -1, -1, 0)):
+            raise _Refused(f'a numpy dtype with state {state!r:.80} (only plain numeric and bool dtypes are allowed)')
+        self.byteorder = state[1]
+
+    def dtype(self) -> np.dtype:
+        dtype = np.dtype(self.code)
+        return dtype if self.byteorder in ('|', '=') else dtype.newbyteorder(self.byteorder)
+
+
+class _ArrayState:
+    """Stands in for a numpy array while unpickling; ``array()`` makes the real one from checked bytes."""
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == 1
+                and isinstance(state[1], tuple) and all(type(n) is int and n >= 0 for n in state[1])
+                and isinstance(state[2], _DTypeState) and isinstance(state[3], bool)
+                and isinstance(state[4], (bytes, bytearray))):
+            raise _Refused('a numpy array whose state is not (1, shape, numeric dtype, fortran flag, bytes)')
+        self.state = state
+
+    def array(self) -> np.ndarray:
+        if not hasattr(self, 'state'):
+            raise _Refused('a numpy array without data')
+        _, shape, dtype_state, fortran, data = self.state
+        dtype = dtype_state.dtype()
+        if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise _Refused(f'a numpy array of shape {shape} whose data has {len(data)} bytes')
+        return np.frombuffer(bytes(data), dtype=dtype).reshape(shape, order='F' if fortran else 'C').copy()
+
+
+class _NdarrayType:
+    """What the name ``numpy.ndarray`` stands for in a file: only a marker for ``_reconstruct``."""
+
+
+_NDARRAY = _NdarrayType()
+
+
+def _numpy_dtype(code, align=False, copy=False) -> _DTypeState:
+    if not (isinstance(code, str) and _NUMPY_TYPE_CODE.match(code) and align is False and isinstance(copy, bool)):
+        raise _Refused(f'numpy.dtype({code!r:.40}): only numeric and bool dtypes are allowed')
+    return _DTypeState(code)
+
+
+def _numpy_reconstruct(subtype, shape, typecode) -> _ArrayState:
+    if subtype is not _NDARRAY:
+        raise _Refused('numpy _reconstruct of something other than a plain numpy.ndarray')
+    return _ArrayState()
+
+
+def _numpy_scalar(dtype_state, data=None):
+    if not isinstance(dtype_state, _DTypeState) or not isinstance(data, bytes):
+        raise _Refused('a numpy scalar that is not a numeric or bool value')
+    dtype = dtype_state.dtype()
+    if len(data) != dtype.itemsize:
+        raise _Refused(f'a numpy {dtype} scalar with {len(data)} bytes of data')
+    return np.frombuffer(data, dtype=dtype)[0].copy()
+
+
+def _history_buffer_getattr(owner, name):
+    """``builtins.getattr`` in a file: only ``HistoryBuffer.min/max/current/mean``."""
+    if owner is _HistoryBufferState and isinstance(name, str) and name in _HISTORY_BUFFER_METHODS:
+        return _HISTORY_BUFFER_METHODS[name]
+    owner_name = 'HistoryBuffer' if owner is _HistoryBufferState else getattr(owner, '__name__', type(owner).__name__)
+    raise _Refused(f'getattr({owner_name}, {name!r:.40}); only the '
+                   f'statistics methods of mmengine HistoryBuffer ({", ".join(_STATISTICS_METHODS)}) may be looked up')
+
+
+def _numpy_names(name: str) -> List[str]:
+    # numpy 1.x pickles under numpy.core, numpy 2.x under numpy._core.
+    return [f'numpy.core.multiarray.{name}', f'numpy._core.multiarray.{name}']
+
+
+#: The names a checkpoint may refer to besides torch's own, and what each stands for. The
+#: stand-in classes are listed under names with a newline, which no pickle can spell (a
+#: GLOBAL reads module and name up to a newline each), so a file cannot ask for them directly.
+CHECKPOINT_GLOBALS: Tuple[Tuple[Any, str], ...] = tuple(
+    [(_HistoryBufferState, 'mmengine.logging.history_buffer.HistoryBuffer'),
+     (_history_buffer_getattr, 'builtins.getattr'),
+     (_numpy_dtype, 'numpy.dtype'),
+     (_NDARRAY, 'numpy.ndarray')]
+    + [(_numpy_reconstruct, n) for n in _numpy_names('_reconstruct')]
+    + [(_numpy_scalar, n) for n in _numpy_names('scalar')]
+    + [(_DTypeState, 'rexnet_mmdet\n_DTypeState'), (_ArrayState, 'rexnet_mmdet\n_ArrayState')])
+#: The allowed names, for messages and checks.
+CHECKPOINT_GLOBAL_NAMES = frozenset(name for _, name in CHECKPOINT_GLOBALS if '\n' not in name)
+
+_LOAD_LOCK = threading.RLock()
+
+
+# ----------------------------------------------------------------------------- after unpickling
+def _materialize(obj: Any) -> Any:
+    """Replace the stand-ins in ``obj`` by real numpy objects and HistoryBuffers (checked)."""
+    memo: Dict[int, Any] = {}
+    found_buffer = []
+
+    def visit(o):
+        key = id(o)
+        if key in memo:
+            return memo[key]
+        if isinstance(o, _ArrayState):
+            memo[key] = out = o.array()
+        elif isinstance(o, _DTypeState):
+            memo[key] = out = o.dtype()
+        elif isinstance(o, _HistoryBufferState):
+            memo[key] = out = _history_buffer(o, visit)
+            found_buffer.append(True)
+        elif type(o) is list:
+            memo[key] = o
+            o[:] = [visit(v) for v in o]
+            out = o
+        elif isinstance(o, dict):  # dict, OrderedDict, Counter: same object, entries replaced
+            memo[key] = o
+            items = [(visit(k), visit(v)) for k, v in o.items()]
+            o.clear()
+            o.update(items)
+            if type(o) is not dict and getattr(o, '__dict__', None):
+                o.__dict__.update({k: visit(v) for k, v in o.__dict__.items()})
+            out = o
+        elif type(o) is tuple:
+            out = tuple(visit(v) for v in o)
+            memo[key] = out
+        elif type(o) is set:
+            memo[key] = o
+            items = [visit(v) for v in o]
+            o.clear()
+            o.update(items)
+            out = o
+        else:
+            out = o
+        return out
+
+    result = visit(obj)
+    if found_buffer:
+        # What mmengine's own unpickling does (setdefault of its four methods, nothing else), so
+        # loaded buffers compute statistics even in a process that never made a HistoryBuffer.
+        HistoryBuffer._set_default_statistics(HistoryBuffer.__new__(HistoryBuffer))
+    return result
+
+
+def _history_buffer(stand_in: _HistoryBufferState, visit) -> HistoryBuffer:
+    state = getattr(stand_in, 'state', None)
+    if not isinstance(state, dict) or not set(state) <= {'max_length', '_log_history', '_count_history',
+                                                         'statistics_methods'}:
+        raise _Refused('a HistoryBuffer with unexpected state (expected max_length, _log_history, '
+                       '_count_history, statistics_methods)')
+    methods = state.get('statistics_methods', {})
+    # The pickled methods are the class-level ones of the writing process: only mmengine's own
+    # four can be named (see _history_buffer_getattr); they are checked, never registered.
+    if not isinstance(methods, dict) or any(_HISTORY_BUFFER_METHODS.get(k) is not v for k, v in methods.items()):
+        raise _Refused('a HistoryBuffer whose statistics methods are not mmengine\'s min/max/current/mean')
+    buffer = HistoryBuffer.__new__(HistoryBuffer)
+    max_length = state.get('max_length', 1000000)
+    if type(max_length) is not int or max_length < 1:
+        raise _Refused(f'a HistoryBuffer with max_length {max_length!r:.40}')
+    buffer.max_length = max_length
+    for name in ('_log_history', '_count_history'):
+        value = visit(state.get(name, _empty_history()))
+        if not isinstance(value, np.ndarray) or value.ndim != 1:
+            raise _Refused(f'a HistoryBuffer whose {name} is not a 1-d numeric array')
+        setattr(buffer, name, value)
+    return buffer
+
+
+def _empty_history() -> np.ndarray:
+    return np.array([])
+
+
+# ----------------------------------------------------------------------------- reading a file
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTOCOL = 0x80  # first byte of a protocol-2+ pickle: the legacy (non-zip) torch format
+
+
+def _describe_content(head: bytes) -> str:
+    """What a file that is no PyTorch checkpoint looks like, from its first bytes."""
+    if head.startswith(b'version https://git-lfs'):
+        return 'a Git LFS pointer, not the file itself (run git lfs pull, or download the file)'
+    if head.lstrip().lower().startswith((b'<!doctype html', b'<html')):
+        return 'an HTML page (a download that returned a web page instead of the file?)'
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError:
+        return f'unrecognised binary data (starts with {head[:16]!r})'
+    first = text.strip().splitlines()[0] if text.strip() else ''
+    return f'a text file (starts with {first[:60]!r})'
+
+
+def _unsafe_names(filename: str) -> List[str]:
+    """Names of the pickled globals in ``filename`` outside torch's and this allowlist (read, not run)."""
+    try:
+        with _LOAD_LOCK, _only_these_safe_globals():
+            found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
+    except Exception:  # not a zip checkpoint: the load error itself is reported instead
+        return []
+    return [name for name in found if name not in CHECKPOINT_GLOBAL_NAMES]
+
+
+class _only_these_safe_globals:
+    """Make torch's safe globals exactly :data:`CHECKPOINT_GLOBALS`; put the user's back afterwards."""
+
+    def __enter__(self):
+        self.saved = torch.serialization.get_safe_globals()
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(list(CHECKPOINT_GLOBALS))
+
+    def __exit__(self, *exc):
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(self.saved)
+
+
+def _torch_load(file, map_location) -> Any:
+    with _LOAD_LOCK, _only_these_safe_globals(), warnings.catch_warnings():
+        # torch warns about TorchScript archives and unusual pickle protocols: the errors say it.
+        warnings.simplefilter('ignore', UserWarning)
+        return torch.load(file, map_location=map_location, weights_only=True)
+
+
+def load_checkpoint_file(filename: str, map_location=None) -> Any:
+    """Read a local checkpoint file with the fixed allowlist; see the module docstring.
+
+    Raises:
+        CheckpointNotFoundError: no such file.
+        CorruptCheckpointError: empty, truncated, damaged, or not a PyTorch checkpoint.
+        UnsafeCheckpointError: it holds pickled objects outside the allowlist (none of them ran).
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.exists(filename):
+        raise CheckpointNotFoundError(f'checkpoint {filename} not found (absolute path {osp.abspath(filename)})')
+    if osp.isdir(filename):
+        raise CheckpointNotFoundError(f'checkpoint {filename} is a directory, not a file; give the path of a '
+                                      f'.pth file inside it')
+    size = osp.getsize(filename)
+    if size == 0:
+        raise CorruptCheckpointError(f'checkpoint {filename} is empty (0 bytes): was the run killed while saving '
+                                     f'it, or the download interrupted? Use an earlier checkpoint or fetch it again')
+    with open(filename, 'rb') as f:
+        head = f.read(64)
+    is_safetensors = filename.endswith('.safetensors')
+    if not is_safetensors and not head.startswith(_ZIP_MAGIC) and head[0] != _PICKLE_PROTOCOL:
+        raise CorruptCheckpointError(f'{filename} ({size} bytes) is not a PyTorch checkpoint: it is '
+                                     f'{_describe_content(head)}')
+    try:
+        obj = _torch_load(filename, map_location)
+        return _materialize(obj)
+    except _Refused as e:
+        raise _unsafe(filename, str(e)) from None
+    except pickle.UnpicklingError as e:
+        reason = _torch_reason(str(e))
+        names = _unsafe_names(filename)
+        if not names:
+            match = re.search(r'GLOBAL ([\w.]+)', reason)
+            names = [match.group(1)] if match else []
+        if names:
+            raise _unsafe(filename, f'pickled {", ".join(names)}') from None
+        if re.search(r'global|GLOBAL|reduce|build|new object|persistent', reason):
+            raise _unsafe(filename, f'pickled objects ({one_line(reason, 160)})') from None
+        raise CorruptCheckpointError(_corrupt_message(filename, size, e, reason)) from None
+    except RecursionError:
+        raise _unsafe(filename, 'containers nested too deeply') from None
+    except Exception as e:  # torch's reader, the legacy format, safetensors: many exception types
+        raise CorruptCheckpointError(_corrupt_message(filename, size, e)) from None
+
+
+def _unsafe(filename: str, what: str) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f'refusing to load checkpoint {filename}: it contains {what}, outside what a checkpoint may hold '
+        f'(tensors, plain Python values, numeric numpy arrays, mmengine HistoryBuffers). Nothing from the file '
+        f'was run. If you made it yourself, save plain tensors instead (torch.save(model.state_dict(), ...))')
+
+
+def _torch_reason(message: str) -> str:
+    """The line of torch's weights-only error that says what was wrong (not its paragraph on weights_only)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(('Weights only load failed', 'Check the documentation'))]
+    return useful[0] if useful else (lines[0] if lines else message)
+
+
+def _corrupt_message(filename: str, size: int, e: Exception, reason: Optional[str] = None) -> str:
+    text = one_line(reason or str(e) or type(e).__name__, 160)
+    if 'TorchScript' in text:
+        return (f'{filename} is a TorchScript archive (torch.jit.save), not a checkpoint: load it with '
+                f'torch.jit.load, or save its weights with torch.save(model.state_dict(), PATH)')
+    if filename.endswith('.safetensors'):
+        return f'could not read {filename} ({size} bytes) as safetensors ({text}): the file is truncated or damaged'
+    return (f'checkpoint {filename} ({size} bytes) is truncated or damaged ({type(e).__name__}: {text}): was the '
+            f'run killed while saving it, or the download cut short? Use an earlier checkpoint or fetch it again')
+
+
+# ----------------------------------------------------------------------------- URLs and schemes
+def is_url(source: str) -> bool:
+    return bool(re.match(r'^https?://', str(source)))
+
+
+def download_checkpoint(url: str, model_dir: Optional[str] = None) -> str:
+    """Download ``url`` into torch hub's cache (``$TORCH_HOME/hub/checkpoints``) once; return the path.
+
+    The file is written under a temporary name and renamed when complete (torch's downloader),
+    so a cut download never leaves a file under the final name. In a distributed run, local
+    rank 0 downloads and the others wait for it.
+    """
+    from mmengine.dist import barrier, get_dist_info
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    name = osp.basename(url.split('?')[0].split('#')[0])
+    if name in ('model.safetensors', 'pytorch_model.bin', '') or name.startswith('.'):
+        # Hub files share generic names: keep one cache entry per URL.
+        import hashlib
+        name = hashlib.sha256(url.encode()).hexdigest()[:8] + '-' + (name.lstrip('.') or 'checkpoint.pth')
+    dst = osp.join(model_dir, name)
+    rank, world_size = get_dist_info()
+    if rank == 0 and not osp.isfile(dst):
+        os.makedirs(model_dir, exist_ok=True)
+        match = re.search(r'-([a-f0-9]{8,})\.', name)  # timm-style names carry a sha256 prefix
+        print(f'Downloading {url} to {dst}', flush=True)
+        try:
+            torch.hub.download_url_to_file(url, dst, hash_prefix=match.group(1) if match else None,
+                                           progress=os.isatty(2))
+        except Exception as e:  # URLError, HTTPError, timeouts, hash mismatch ...
+            raise CheckpointError(
+                f'could not download {url}: {one_line(e, 200)}. If this machine has no network, download the '
+                f'file elsewhere and give its local path, or put it at {dst}') from None
+    if world_size > 1:
+        barrier()
+    return dst
+
+
+def _load_url(url: str, map_location=None) -> Any:
+    path = download_checkpoint(url)
+    try:
+        return load_checkpoint_file(path, map_location)
+    except CheckpointError as e:
+        # Say where the bad file came from and that it stays cached.
+        raise type(e)(f'{e} [downloaded from {url}; delete {path} to download it again]') from None
+
+
+def _mmengine_model_url(source: str) -> Tuple[str, str]:
+    """(url or local file, kind) of an ``open-mmlab://`` ... name, from mmengine's tables."""
+    from mmengine.runner import checkpoint as mc
+    prefix, _, name = source.partition('://')
+    prefix += '://'
+    try:
+        if prefix in ('torchvision://', 'modelzoo://'):
+            table = mc.get_torchvision_models()
+        elif prefix == 'mmcls://':
+            table = mc.get_mmcls_models()
+        else:
+            table = mc.get_external_models()
+            name = mc.get_deprecated_model_names().get(name, name)
+    except Exception as e:  # torchvision not installed, unreadable tables
+        raise CheckpointError(f'cannot resolve {source}: {one_line(e, 160)}') from None
+    if name not in table:
+        raise CheckpointNotFoundError(f'{source}: no model {name!r} in mmengine\'s {prefix} table; give a path '
+                                      f'or an http(s) URL instead')
+    return table[name], prefix
+
+
+def load_checkpoint(source: str, map_location=None) -> Any:
+    """Read a checkpoint from a path, an http(s) URL or an mmengine scheme (module docstring)."""
+    source = str(source)
+    if is_url(source):
+        return _load_url(source, map_location)
+    if re.match(r'^(torchvision|modelzoo|open-mmlab|openmmlab|mmcls)://', source):
+        target, prefix = _mmengine_model_url(source)
+        if is_url(target):
+            checkpoint = _load_url(target, map_location)
+        else:
+            from mmengine.runner.checkpoint import _get_mmengine_home
+            checkpoint = load_checkpoint_file(osp.join(_get_mmengine_home(), target), map_location)
+        if prefix == 'mmcls://':
+            from mmengine.runner.checkpoint import _process_mmcls_checkpoint
+            checkpoint = _process_mmcls_checkpoint(checkpoint)
+        return checkpoint
+    if re.match(r'^(\S+:)?(s3|petrel)://', source):
+        return _load_from_object_storage(source, map_location)
+    if re.match(r'^[a-zA-Z][\w+.-]*://', source):
+        raise CheckpointError(
+            f'cannot load {source}: the {source.split("://")[0]}:// scheme has no safe loader here; download the '
+            f'file and give its local path (or an http(s) URL)')
+    return load_checkpoint_file(source, map_location)
+
+
+def _load_from_object_storage(source: str, map_location=None) -> Any:
+    import tempfile
+    from mmengine.fileio import get_file_backend
+    try:
+        data = get_file_backend(source, backend_args={'backend': 'petrel'}).get(source)
+    except Exception as e:  # petrel_client missing, no access ...
+        raise CheckpointError(f'could not fetch {source}: {one_line(e, 200)}') from None
+    # Read it like a local file (same checks and messages).
+    with tempfile.NamedTemporaryFile(suffix='-' + osp.basename(source)) as f:
+        f.write(data)
+        f.flush()
+        try:
+            return load_checkpoint_file(f.name, map_location)
+        except CheckpointError as e:
+            raise type(e)(str(e).replace(f.name, source)) from None
+
+
+__all__ = [
+    'CheckpointError', 'CheckpointNotFoundError', 'UnsafeCheckpointError', 'CorruptCheckpointError',
+    'MalformedCheckpointError', 'CheckpointMismatchError', 'CHECKPOINT_GLOBALS', 'CHECKPOINT_GLOBAL_NAMES',
+    'load_checkpoint', 'load_checkpoint_file', 'download_checkpoint', 'is_url', 'one_line'
+]
