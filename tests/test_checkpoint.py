@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import rexnet_mmdet  # noqa: F401
-from rexnet_mmdet.checkpoint import (CheckpointError, convert_checkpoint, detect_format, download_checkpoint,
-                                     from_own_format, infer_widen_factor, load_backbone_weights, read_state_dict,
-                                     to_own_format)
+from rexnet_mmdet.models.weights import (CheckpointError, convert_checkpoint, detect_format,
+                                         download_checkpoint, from_own_format, infer_widen_factor,
+                                         load_backbone_weights, read_state_dict, to_own_format)
 from rexnet_mmdet.models import ReXNet
 
 from reference_weights import DATA, read_key_list, rebuild_official_weights

@@ -11,7 +11,7 @@ classifier is dropped. The default output format, ``rexnet_mmdet``, records the 
 import argparse
 import sys
 
-from rexnet_mmdet.checkpoint import FORMATS, CheckpointError, convert_checkpoint
+from rexnet_mmdet.models.weights import FORMATS, CheckpointError, convert_checkpoint
 
 
 def main(argv=None) -> int:

@@ -615,7 +615,7 @@ def build_backbone(spec: BackboneSpec, tap: Optional[int] = None) -> torch.nn.Mo
     from mmdet.registry import MODELS
 
     import rexnet_mmdet  # noqa: F401
-    from rexnet_mmdet.checkpoint import load_backbone_weights
+    from rexnet_mmdet.models.weights import load_backbone_weights
     if spec.kind == 'config':
         from .benchmark import load_config
         cfg = load_config(spec.config)

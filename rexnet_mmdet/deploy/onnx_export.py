@@ -52,7 +52,7 @@ def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[i
     cfg = dict(type='ReXNet', widen_factor=widen_factor, out_indices=tuple(out_indices),
                block_channels=None if block_channels is None else list(block_channels), init_cfg=None)
     if checkpoint:
-        from rexnet_mmdet.checkpoint import load_backbone_weights
+        from rexnet_mmdet.models.weights import load_backbone_weights
         model = MODELS.build(cfg)
         load_backbone_weights(model, checkpoint)
     else:

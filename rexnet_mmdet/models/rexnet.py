@@ -225,6 +225,6 @@ class ReXNet(BaseModule):
                       'short of the paper; see README "ImageNet weights".\n' % self.widen_factor + '=' * 78,
                       logger='current', level=30)
             return
-        from ..checkpoint import load_backbone_weights
+        from .weights.formats import load_backbone_weights
         load_backbone_weights(self, self._pretrained)
         self._is_init = True

@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .models.channels import (PUBLISHED_WIDTHS, BlockSetting, block_settings, final_channels,
-                              linear_block_channels)
+from ..channels import (PUBLISHED_WIDTHS, BlockSetting, block_settings, final_channels,
+                        linear_block_channels)
 
 FORMATS = ('official', 'timm', 'rexnet_mmdet')
 OWN_FORMAT_TAG = 'rexnet_mmdet.backbone'
