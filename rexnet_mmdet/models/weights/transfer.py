@@ -672,12 +672,13 @@ def transfer_checkpoint(src: str, dst: str, widen_factor: float, fmt: str = 'rex
 
 
 # ----------------------------------------------------------------- from a config
-def load_transferred_weights(model: torch.nn.Module, path_or_url: str) -> Optional[WidthTransfer]:
+def load_transferred_weights(model: torch.nn.Module, path_or_url: str, noise: float = 0.0) -> Optional[WidthTransfer]:
     """Load weights of any width into a :class:`ReXNet` ``model``, carried to its width.
 
     A checkpoint already at the model's width loads directly (no transfer). Otherwise it is widened
     exactly or narrowed (without BatchNorm re-estimation: no images at this point), and one log line
-    says what was done. Used by ``init_cfg=dict(type='Pretrained', checkpoint=..., width_transfer=True)``.
+    says what was done. Used by ``init_cfg=dict(type='Pretrained', checkpoint=..., width_transfer=True)``;
+    ``noise`` (``width_transfer_noise``) is as in :func:`transfer_state_dict`.
     """
     from mmengine.logging import print_log
 
@@ -690,7 +691,7 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str) -> Option
     if all(k in state and state[k].shape == v.shape for k, v in own.items() if not k.endswith('num_batches_tracked')):
         load_backbone_weights(model, path_or_url)  # already at this width
         return None
-    result = transfer_state_dict(state, model.widen_factor)
+    result = transfer_state_dict(state, model.widen_factor, noise=noise)
     missing = [k for k in own if k not in result.state_dict and not k.endswith('num_batches_tracked')]
     if missing:
         raise WidthTransferError(f'{path_or_url} ({fmt} format) has no weights for layer {missing[0]!r} of '
@@ -706,6 +707,8 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str) -> Option
                f'statistics NOT re-estimated, there are no images at init time: for a closer start run '
                f'tools/convert_weights.py SRC DST --widen-factor {_w(plan.dst_width)} --calibrate-images DIR '
                f'and give DST as init_cfg.checkpoint)')
+    if noise:
+        how += f', then noise of {noise:g} x each weight\'s std added to break the symmetry of copies'
     print_log(f'ReXNet ImageNet weights: widen_factor {_w(plan.src_width)} -> {_w(plan.dst_width)}, {how}; source '
               f'{path_or_url} ({fmt} format)', logger='current')
     return result

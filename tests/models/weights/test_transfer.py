@@ -23,8 +23,8 @@ from rexnet_mmdet.models.weights.transfer import (WidthTransferError, calibrate_
 TESTS = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ROOT = osp.dirname(TESTS)
 ALL_TAPS = tuple(range(7))
-#: float32 rounding of a 16-block network on 128x128 inputs whose outputs are O(1)-O(10).
-ATOL = 2e-4
+#: float32 rounding (measured: below 1e-6 on features of magnitude up to 3.5).
+ATOL = 1e-5
 
 
 def _reference_weights():
@@ -140,14 +140,14 @@ def test_widening_is_exact(src_width, dst_width, official, golden):
         dst_feats, dst_logits = run(dst_model, result.classifier, x)
     if src_width == 1.0:  # the source really is the official model
         assert torch.allclose(src_logits, golden['outputs']['logits'], atol=1e-4)
-    errors = {}
+    errors, scales = {}, {}
     for tap, s, d in zip(ALL_TAPS, src_feats, dst_feats):
         g = result.plan.tap_index(tap)
         assert d.shape[1] == g.numel()
-        errors[tap] = float((d - s[:, g]).abs().max() / s.abs().max().clamp_min(1))
-    errors['logits'] = float((dst_logits - src_logits).abs().max())
-    print(f'{src_width} -> {dst_width}: max abs error per tap {errors}')
-    assert max(errors.values()) < ATOL, errors
+        errors[tap], scales[tap] = float((d - s[:, g]).abs().max()), float(s.abs().max())
+    errors['logits'], scales['logits'] = float((dst_logits - src_logits).abs().max()), float(src_logits.abs().max())
+    print(f'{src_width} -> {dst_width}: max abs error {errors}, largest magnitude {scales}')
+    assert all(errors[k] < ATOL * max(1.0, scales[k]) for k in errors), errors
 
 
 def test_noise_breaks_symmetry_a_little(official, golden):
@@ -164,7 +164,9 @@ def test_noise_breaks_symmetry_a_little(official, golden):
     with torch.no_grad():
         _, logits = run(model, noisy.classifier, golden['input'])
     reference = golden['outputs']['logits']
-    assert 0 < float((logits - reference).norm() / reference.norm()) < 0.2
+    change = float((logits - reference).norm() / reference.norm())
+    print(f'noise 0.01: relative change of the logits {change:.4f}')
+    assert 0 < change < 0.2
 
 
 # --------------------------------------------------------------------------------------- narrowing
@@ -316,6 +318,11 @@ def test_init_cfg_width_transfer(tmp_path, official, golden, monkeypatch):
     with torch.no_grad():
         for tap, s, d in zip((1, 2, 3, 5), reference(golden['input']), model.eval()(golden['input'])):
             assert torch.allclose(d, s[:, plan.tap_index(tap)], atol=ATOL)
+    logs.clear()
+    MODELS.build(dict(type='ReXNet', widen_factor=1.3, out_indices=(1,),
+                      init_cfg=dict(type='Pretrained', checkpoint=str(path), width_transfer=True,
+                                    width_transfer_noise=0.01))).init_weights()
+    assert len(logs) == 1 and 'noise of 0.01' in logs[0]
     # A checkpoint already at the target width loads directly.
     logs.clear()
     same = MODELS.build(dict(type='ReXNet', widen_factor=1.0, out_indices=(1, 2, 3, 5),
