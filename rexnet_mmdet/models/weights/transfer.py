@@ -605,7 +605,7 @@ class TransferReport:
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines += ['  ' + '  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         if self.classifier:
-            lines.append(f'  classifier kept: input columns split among the copies of the final conv\'s channels')
+            lines.append('  classifier kept: its inputs follow the final conv\'s channels (split among copies)')
         if self.noise:
             lines.append(f'  noise: {self.noise:g} x each conv/linear weight\'s std added (breaks copy symmetry; '
                          f'no longer exact)')
