@@ -73,7 +73,10 @@ class ReXNet(BaseModule):
         drop_path_rate: stochastic depth, growing linearly over the blocks up to this rate.
         block_channels: explicit output channels of the 16 blocks instead of the linear rule.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads ImageNet weights in
-            the official, timm or this project's format (classifier dropped).
+            the official, timm or this project's format (classifier dropped). With
+            ``width_transfer=True`` a checkpoint of another width is carried to this one (exactly
+            when widening; see :mod:`rexnet_mmdet.models.weights.transfer`); without it a width
+            mismatch is an error. ``width_transfer_noise=STD`` adds noise to break copy symmetry.
 
     Input: ``(N, 3, H, W)``. Output: a tuple of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` tensors,
     one per ``out_indices`` entry, with channels and strides given by :meth:`output_shape`.
@@ -100,6 +103,9 @@ class ReXNet(BaseModule):
         if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
             raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
         self._pretrained = self._pretrained_path(init_cfg)
+        self._width_transfer = bool(self._pretrained and init_cfg.get('width_transfer', False))
+        self._width_transfer_noise = float(init_cfg.get('width_transfer_noise', 0.0)) \
+            if self._width_transfer else 0.0
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
                         dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
@@ -291,6 +297,10 @@ class ReXNet(BaseModule):
                          'norm_eval=False, norm_cfg.requires_grad=True, frozen_stages=-1.\n' if frozen_bn else '')
                       + '=' * 78, logger='current', level=30)
             return
-        from .weights.formats import load_backbone_weights
-        load_backbone_weights(self, self._pretrained)
+        if self._width_transfer:
+            from .weights.transfer import load_transferred_weights
+            load_transferred_weights(self, self._pretrained, noise=self._width_transfer_noise)
+        else:
+            from .weights.formats import load_backbone_weights
+            load_backbone_weights(self, self._pretrained)
         self._is_init = True

@@ -248,7 +248,8 @@ def load_backbone_weights(model: torch.nn.Module, path_or_url: str, strict: bool
                 f'{path_or_url} ({fmt} format) does not fit ReXNet(widen_factor={model_width}): '
                 f'first mismatched layer {key!r} has shape {tuple(state[key].shape)} in the checkpoint but '
                 f'{tuple(tensor.shape)} in the model; {width_note}. Set widen_factor to the checkpoint\'s '
-                f'width or use a checkpoint of widen_factor={model_width}.')
+                f'width, use a checkpoint of widen_factor={model_width}, or add width_transfer=True to '
+                f'init_cfg to carry these weights to this width (README "Weights for every width").')
     ignored = [k for k in state if k not in own]
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     try:
