@@ -1,5 +1,4 @@
 """Width transfer: exact widening, narrowing with BatchNorm re-estimation, the config route, every error."""
-import importlib.util
 import math
 import os.path as osp
 import sys
@@ -28,14 +27,8 @@ ATOL = 1e-5
 
 
 def _reference_weights():
-    """tests/reference_weights.py, whatever the import mode."""
-    if 'reference_weights' in sys.modules:
-        return sys.modules['reference_weights']
-    spec = importlib.util.spec_from_file_location('reference_weights', osp.join(TESTS, 'reference_weights.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    sys.modules['reference_weights'] = module
-    return module
+    """tests/helpers/reference_weights.py (registered under its own name by tests/conftest.py)."""
+    return sys.modules['reference_weights']
 
 
 ref = _reference_weights()
@@ -251,7 +244,7 @@ def test_tool_widens_and_narrows(tmp_path, official, trained_like):
     import subprocess
     src = tmp_path / 'src.pth'
     torch.save(official, src)
-    tool = osp.join(ROOT, 'tools', 'convert_weights.py')
+    tool = osp.join(ROOT, 'tools', 'model_converters', 'convert_weights.py')
     out = subprocess.run([sys.executable, tool, str(src), str(tmp_path / 'w.pth'), '--widen-factor', '2.2',
                           '--exact'], capture_output=True, text=True, check=True).stdout
     assert 'exact widening' in out and 'stage' in out and '185 -> 406' in out
