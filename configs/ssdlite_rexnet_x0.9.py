@@ -3,7 +3,7 @@
 # narrowed on first use (the most important channels kept; BatchNorm statistics not re-estimated, as
 # there are no images at init time). For a closer start, narrow once with BatchNorm re-estimated on
 # COCO images and give the file instead:
-#   python tools/convert_weights.py <x1.0 weights> checkpoints/rexnet_x0.9_imagenet.pth \
+#   python tools/model_converters/convert_weights.py <x1.0 weights> checkpoints/rexnet_x0.9_imagenet.pth \
 #       --widen-factor 0.9 --calibrate-images data/coco/train2017
 #   --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/rexnet_x0.9_imagenet.pth
 # A checkpoint of width 0.9 (your own ImageNet training) given that way loads directly.

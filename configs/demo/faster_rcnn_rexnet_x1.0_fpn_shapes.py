@@ -1,5 +1,5 @@
 # Faster R-CNN + FPN on ReXNet x1.0, trained from scratch on the CPU on the built-in synthetic shapes
-# dataset. Run by `make demo` / `python tools/demo.py`; by hand:
+# dataset. Run by `make demo` / `python tools/misc/demo.py`; by hand:
 #   python tools/train.py configs/demo/faster_rcnn_rexnet_x1.0_fpn_shapes.py
 # The detector is configs/faster_rcnn_rexnet_x1.0_fpn.py; _base_/shapes_cpu.py holds the data, the
 # schedule and what a random-initialised backbone needs, and this file puts them in place.

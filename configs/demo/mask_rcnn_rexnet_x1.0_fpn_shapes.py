@@ -1,7 +1,7 @@
 # Mask R-CNN + FPN on ReXNet x1.0, trained from scratch on the CPU on the built-in synthetic shapes
 # dataset (polygon masks): box and mask AP, pictures with masks. Each step takes about twice as long
 # as the Faster R-CNN demo's.
-#   python tools/demo.py --config configs/demo/mask_rcnn_rexnet_x1.0_fpn_shapes.py
+#   python tools/misc/demo.py --config configs/demo/mask_rcnn_rexnet_x1.0_fpn_shapes.py
 # The detector is configs/mask_rcnn_rexnet_x1.0_fpn.py; _base_/shapes_cpu.py holds the data, the
 # schedule and what a random-initialised backbone needs, and this file puts them in place.
 _base_ = ['../mask_rcnn_rexnet_x1.0_fpn.py', './_base_/shapes_cpu.py']

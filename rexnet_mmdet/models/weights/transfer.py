@@ -705,7 +705,7 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str, noise: fl
         dropped = sum(m.dropped for m in plan.maps.values())
         how = (f'narrowed ({dropped} channels dropped, the most important kept by BatchNorm |gamma|; BatchNorm '
                f'statistics NOT re-estimated, there are no images at init time: for a closer start run '
-               f'tools/convert_weights.py SRC DST --widen-factor {_w(plan.dst_width)} --calibrate-images DIR '
+               f'tools/model_converters/convert_weights.py SRC DST --widen-factor {_w(plan.dst_width)} --calibrate-images DIR '
                f'and give DST as init_cfg.checkpoint)')
     if noise:
         how += f', then noise of {noise:g} x each weight\'s std added to break the symmetry of copies'
