@@ -2,7 +2,11 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.pkl]
                          [--show-dir DIR] [--cfg-options KEY=VALUE ...]
-                         [--launcher {none,pytorch,slurm,mpi}]
+                         [--launcher {none,pytorch,slurm,mpi}] [--no-optimize]
+
+The model is evaluated on the inference path (rexnet_mmdet.deploy.optimize_for_inference: BatchNorm
+folded into the convs, backbone channels-last), applied after the checkpoint is loaded; it computes
+what the model as built computes, faster. --no-optimize evaluates the model as built.
 
 Evaluation is pycocotools' COCOeval through mmdet's CocoMetric; the 12 standard numbers
 are printed as a table. Several GPUs: tools/dist_test.sh.
@@ -16,6 +20,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 import rexnet_mmdet.datasets  # noqa: E402,F401  (registers ShapesDataset)
 from rexnet_mmdet.engine import (CorruptCheckpointError, DatasetCheckError, UnsafeCheckpointError,  # noqa: E402
                                  check_run_data)
+from rexnet_mmdet.deploy.inference_hook import InferencePathHook  # noqa: E402
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, fail, is_main_process,  # noqa: E402
                                         load_config, prepare_distributed, use_standard_coco_summary)
 
@@ -26,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file (.pth)')
     parser.add_argument('--out', help='also dump the raw predictions to this pickle file (.pkl)')
     parser.add_argument('--show-dir', help='draw detections (and masks) on every image into this folder')
+    parser.add_argument('--no-optimize', action='store_true',
+                        help='evaluate the model as built, not on the inference path (optimize_for_inference)')
     parser.add_argument('--skip-data-check', action='store_true',
                         help='do not check the dataset before building the model')
     add_common_arguments(parser)
@@ -68,6 +75,13 @@ def main(argv=None) -> dict:
     prepare_distributed(cfg)
     try:
         runner = build_runner(cfg)
+        if not args.no_optimize:
+            # A hook, because Runner.test() loads the checkpoint itself, after this point.
+            runner.register_hook(InferencePathHook())
+        if is_main_process():
+            print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
+                                               'on (optimize_for_inference after loading the checkpoint; '
+                                               '--no-optimize turns it off)'), flush=True)
         metrics = runner.test()
     except (UnsafeCheckpointError, CorruptCheckpointError) as e:
         fail(str(e))
