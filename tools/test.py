@@ -3,6 +3,7 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.pkl]
                          [--show-dir DIR] [--cfg-options KEY=VALUE ...]
                          [--launcher {none,pytorch,slurm,mpi}] [--no-optimize]
+                         [--backend {torch,onnxruntime,openvino}]
 
 The model is evaluated on the inference path (rexnet_mmdet.deploy.optimize_for_inference: BatchNorm
 folded into the convs, backbone channels-last), applied after the checkpoint is loaded; it computes
@@ -33,6 +34,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--show-dir', help='draw detections (and masks) on every image into this folder')
     parser.add_argument('--no-optimize', action='store_true',
                         help='evaluate the model as built, not on the inference path (optimize_for_inference)')
+    parser.add_argument('--backend', choices=('torch', 'onnxruntime', 'openvino'), default='torch',
+                        help='where the optimized backbone runs (default: torch; onnxruntime and openvino '
+                             'export it to ONNX first and are faster on CPUs)')
     parser.add_argument('--skip-data-check', action='store_true',
                         help='do not check the dataset before building the model')
     add_common_arguments(parser)
@@ -77,7 +81,7 @@ def main(argv=None) -> dict:
         runner = build_runner(cfg)
         if not args.no_optimize:
             # A hook, because Runner.test() loads the checkpoint itself, after this point.
-            runner.register_hook(InferencePathHook())
+            runner.register_hook(InferencePathHook(backend=args.backend))
         if is_main_process():
             print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
                                                'on (optimize_for_inference after loading the checkpoint; '

@@ -31,13 +31,15 @@ class InferencePathHook(Hook):
 
     Args:
         channels_last: run the backbone channels-last (see ``optimize_for_inference``).
+        backend: where the backbone runs: ``'torch'``, ``'onnxruntime'`` or ``'openvino'``.
     """
 
     # After every other hook's before_test: they see (and may still change) the loaded model.
     priority = 'LOWEST'
 
-    def __init__(self, channels_last: bool = True):
+    def __init__(self, channels_last: bool = True, backend: str = 'torch'):
         self.channels_last = channels_last
+        self.backend = backend
         self.applied: Optional[bool] = None
 
     def before_test(self, runner) -> None:
@@ -46,8 +48,9 @@ class InferencePathHook(Hook):
             self.applied = False
             runner.logger.info('inference path: no ReXNet backbone in the model, evaluated as built')
             return
-        optimize_for_inference(model, channels_last=self.channels_last)
+        optimize_for_inference(model, channels_last=self.channels_last, backend=self.backend)
         self.applied = True
+        where = (', backbone channels-last' if self.channels_last else '') if self.backend == 'torch' else \
+            f', backbone run by {self.backend}'
         runner.logger.info('inference path: optimize_for_inference applied after loading the checkpoint '
-                           '(BatchNorm folded into convs' + (', backbone channels-last' if self.channels_last
-                                                             else '') + '); --no-optimize evaluates the model as built')
+                           f'(BatchNorm folded into convs{where}); --no-optimize evaluates the model as built')
