@@ -6,7 +6,9 @@ ReXNet, so a fair race gives any other backbone (ResNet-50, MobileNetV2, Efficie
 same: :func:`fuse_and_channels_last` does it with mmcv's own ``fuse_conv_bn``.
 
 ``TREATMENTS`` names the columns the benchmarks print: ``'eager'`` (the model as built, eval
-mode) and ``'fused+cl'`` (BatchNorm folded, channels-last backbone).
+mode), ``'fused+cl'`` (BatchNorm folded, channels-last backbone) and the runtime levers
+``'fused+onnxruntime'`` / ``'fused+openvino'`` (BatchNorm folded, the backbone exported to ONNX and
+run by that runtime), each given to every model alike.
 """
 from typing import Callable, Dict
 

@@ -47,3 +47,24 @@ def test_optimized_and_eager_evaluation_give_the_same_ap(trained):
     ap_fast, ap_eager = _box_ap(fast.stdout), _box_ap(eager.stdout)
     assert ap_eager > 0, 'the tiny model detects nothing: the comparison would be vacuous'
     assert ap_fast == pytest.approx(ap_eager, abs=5e-4)  # printed to 3 decimals: the same figure
+
+
+def test_one_call_for_det_inferencer_users(trained):
+    """The README's one-liner: optimize_for_inference(inferencer.model) keeps DetInferencer's detections."""
+    import glob
+
+    import torch
+    from mmdet.apis import DetInferencer
+
+    from rexnet_mmdet.deploy import optimize_for_inference
+    tmp, config, checkpoint = trained
+    images = sorted(glob.glob(str(tmp / 'shapes' / 'val' / '*.png')))
+    inferencer = DetInferencer(model=config, weights=checkpoint, device='cpu', show_progress=False)
+    ref = [p.pred_instances for p in inferencer(images, return_datasamples=True)['predictions']]
+    optimize_for_inference(inferencer.model)
+    out = [p.pred_instances for p in inferencer(images, return_datasamples=True)['predictions']]
+    assert sum(len(r) for r in ref) > 0
+    for r, o in zip(ref, out):
+        assert len(r) == len(o)
+        torch.testing.assert_close(o.scores, r.scores, atol=1e-4, rtol=1e-3)
+        torch.testing.assert_close(o.bboxes, r.bboxes, atol=1e-2, rtol=1e-3)
