@@ -2,7 +2,12 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out RESULTS.pkl]
                          [--show-dir DIR] [--cfg-options KEY=VALUE ...]
-                         [--launcher {none,pytorch,slurm,mpi}]
+                         [--launcher {none,pytorch,slurm,mpi}] [--no-optimize]
+                         [--backend {torch,onnxruntime,openvino}]
+
+The model is evaluated on the inference path (rexnet_mmdet.deploy.optimize_for_inference: BatchNorm
+folded into the convs, backbone channels-last), applied after the checkpoint is loaded; it computes
+what the model as built computes, faster. --no-optimize evaluates the model as built.
 
 Evaluation is pycocotools' COCOeval through mmdet's CocoMetric; the 12 standard numbers
 are printed as a table. Several GPUs: tools/dist_test.sh.
@@ -11,6 +16,7 @@ import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
+from rexnet_mmdet.deploy.inference_hook import InferencePathHook
 from rexnet_mmdet.engine import CheckpointError, DatasetCheckError, check_run_data, prepare_checkpoints
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
@@ -23,6 +29,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file (.pth), or an http(s) URL')
     parser.add_argument('--out', help='also dump the raw predictions to this pickle file (.pkl)')
     parser.add_argument('--show-dir', help='draw detections (and masks) on every image into this folder')
+    parser.add_argument('--no-optimize', action='store_true',
+                        help='evaluate the model as built, not on the inference path (optimize_for_inference)')
+    parser.add_argument('--backend', choices=('torch', 'onnxruntime', 'openvino'), default='torch',
+                        help='where the optimized backbone runs (default: torch; onnxruntime and openvino '
+                             'export it to ONNX first and are faster on CPUs)')
     parser.add_argument('--skip-data-check', action='store_true',
                         help='do not check the dataset before building the model')
     add_common_arguments(parser)
@@ -67,6 +78,13 @@ def main(argv=None) -> dict:
     flush_denormals_on_cpu()
     try:
         runner = build_runner(cfg)
+        if not args.no_optimize:
+            # A hook, because Runner.test() loads the checkpoint itself, after this point.
+            runner.register_hook(InferencePathHook(backend=args.backend))
+        if is_main_process():
+            print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
+                                               'on (optimize_for_inference after loading the checkpoint; '
+                                               '--no-optimize turns it off)'), flush=True)
         metrics = runner.test()
     except CheckpointError as e:
         fail(str(e))

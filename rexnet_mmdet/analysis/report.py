@@ -12,7 +12,8 @@ from typing import Any, Dict, Sequence
 from ..utils.tables import format_count, table
 from .feature_rank import FeatureRank, singular_value_cdf
 from .rank_study import LAYER_TITLES, RankStudyResult
-from .speed import BASELINE_BACKBONES, REFERENCE_NAME, StageTimer, Timing
+from ..deploy.treatments import TREATMENT_LABELS
+from .speed import BASELINE_BACKBONES, REFERENCE_NAME, TARGET_REFERENCE, StageTimer, Timing
 
 
 def _figure(**kwargs):
@@ -52,6 +53,36 @@ def timing_table(rows: Sequence[Timing], markdown: bool = False) -> str:
         else:
             body.append([r.label, r.batch, f'{r.input[0]}x{r.input[1]}', format_count(r.params), _ms(r.median),
                          _ms(r.median / r.batch), f'{r.spread:.2f}'] + ratios)
+    return table(header, body, markdown)
+
+
+def treatment_table(rows: Sequence[Timing], markdown: bool = False, reference: str = REFERENCE_NAME) -> str:
+    """One line per model (and batch), one column pair per treatment: median ms and the ratio to
+    ``reference`` under the same treatment; detectors also get their ratio to :data:`TARGET_REFERENCE`."""
+    if not rows:
+        return ''
+    treatments = list(dict.fromkeys(r.mode for r in rows))
+    keys = list(dict.fromkeys((r.name, r.batch) for r in rows))
+    by_key = {(r.name, r.batch, r.mode): r for r in rows}
+    detectors = rows[0].part == 'detectors'
+    target = next((r for r in rows if r.label == TARGET_REFERENCE), None) if detectors else None
+    header = ['model', 'batch']
+    for t in treatments:
+        header += [f'{TREATMENT_LABELS.get(t, t)}: ms', f'/ {reference} ({t})']
+    if detectors:
+        header += [f'{t}: / {TARGET_REFERENCE}' for t in treatments]
+    body = []
+    for name, batch in keys:
+        line = [name, batch]
+        for t in treatments:
+            r, ref = by_key.get((name, batch, t)), by_key.get((reference, batch, t))
+            line += [_ms(r.median) if r else '-',
+                     f'{r.median / ref.median:.2f}x' if r and ref and ref is not r else '-']
+        if detectors:
+            for t in treatments:
+                r = by_key.get((name, batch, t))
+                line.append(f'{r.median / target.median:.2f}x' if r and target and target is not r else '-')
+        body.append(line)
     return table(header, body, markdown)
 
 

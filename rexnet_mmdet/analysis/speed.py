@@ -12,8 +12,10 @@ timed calls, and ratios are taken between medians of one run.
   ``model.predict`` under ``torch.no_grad()`` on one fixed random image, normalised and padded
   by each model's data preprocessor once, before timing.
 
-ReXNet models are timed as built ("eager") and after
-:func:`rexnet_mmdet.deploy.optimize_for_inference` ("optimized", on a deep copy with the same weights).
+Every model, ReXNet and baseline alike, gets the same treatments (:mod:`rexnet_mmdet.deploy.treatments`):
+"eager" (as built) and "fused+cl" (BatchNorm folded into the convs, channels-last backbone: what
+``optimize_for_inference`` does to ReXNet, ``mmcv.cnn.fuse_conv_bn`` to the others), each on a deep
+copy with the same weights; optional levers (the backbone in ONNX Runtime or OpenVINO) likewise go to all.
 """
 import copy
 import os.path as osp
@@ -25,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from ..deploy import optimize_for_inference
+from ..deploy.treatments import TREATMENTS, treat_backbone, treat_detector_backbone
 from ..models.channels import out_channels
 from ..utils.build import (CONFIG_DIR, build_backbone, build_detector, calibration_image_size, fake_batch,
                            load_config)
@@ -45,8 +47,13 @@ REXNET_FINAL_TAP = 6
 #: MMDetection's Faster R-CNN + FPN on ResNet-50, the detectors' reference.
 REFERENCE_DETECTOR = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 REFERENCE_NAME = 'ResNet-50'
-#: Targets set for the project: ReXNet Faster R-CNN predict time / ResNet-50's, at most.
-DETECTOR_TARGETS: Dict[float, float] = {0.9: 0.65, 2.2: 1.0}
+#: Targets set for the project: ReXNet Faster R-CNN predict time / the fused, channels-last
+#: ResNet-50 detector's (:data:`TARGET_REFERENCE`), at most.
+DETECTOR_TARGETS: Dict[float, float] = {0.9: 0.70, 2.2: 0.85}
+#: The treatments every model gets unless told otherwise (see :mod:`rexnet_mmdet.deploy.treatments`).
+DEFAULT_TREATMENTS = ('eager', 'fused+cl')
+#: The row the targets are measured against.
+TARGET_REFERENCE = f'{REFERENCE_NAME} (fused+cl)'
 DEFAULT_BACKBONE_WIDTHS = (0.9, 1.0)
 DEFAULT_DETECTOR_WIDTHS = (0.9, 2.2)
 
@@ -131,7 +138,8 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
                         warmup: Optional[Dict[int, int]] = None, device: str = 'cpu',
                         baselines: Sequence[str] = tuple(BASELINE_BACKBONES), optimize: bool = True,
                         block: Optional[Dict[int, int]] = None,
-                        log: Optional[Callable[[str], None]] = print) -> List[Timing]:
+                        log: Optional[Callable[[str], None]] = print,
+                        treatments: Optional[Sequence[str]] = None) -> List[Timing]:
     """Time ReXNet backbones against MMDetection's backbones at each batch size.
 
     Args:
@@ -146,27 +154,24 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
             which penalises small models most.
         device: ``'cpu'`` or ``'cuda'``.
         baselines: names from :data:`BASELINE_BACKBONES`.
-        optimize: also time the ReXNets after ``optimize_for_inference``.
+        optimize: ``False`` times every model eager only (when ``treatments`` is not given).
+        treatments: what every model, ReXNet and baselines alike, is timed with (default
+            :data:`DEFAULT_TREATMENTS`); a row's mode names it.
     """
     dev = check_device(device)
     unknown = [b for b in baselines if b not in BASELINE_BACKBONES]
     if unknown:
         raise ValueError(f'unknown baseline backbones {unknown}; choose from {", ".join(BASELINE_BACKBONES)}')
-    fast = optimize_for_inference if optimize else None
+    treatments = _check_treatments(treatments, optimize)
+    specs = [(f'ReXNet {width_name(w)}', w, dict(type='ReXNet', widen_factor=w, out_indices=(REXNET_FINAL_TAP,)))
+             for w in widths] + [(name, None, BASELINE_BACKBONES[name]) for name in baselines]
     models: Dict[str, Tuple[nn.Module, Timing]] = {}
-    for w in widths:
-        model = build_backbone(dict(type='ReXNet', widen_factor=w, out_indices=(REXNET_FINAL_TAP,)),
-                               calibration_size=min(size, 224)).to(dev)
-        name = f'ReXNet {width_name(w)}'
-        models[f'{name} (eager)'] = (model, Timing('backbones', name, 'eager', 0, (size, size), [],
-                                                   count_parameters(model), width=w))
-        if fast is not None:
-            opt = fast(copy.deepcopy(model))
-            models[f'{name} (optimized)'] = (opt, Timing('backbones', name, 'optimized', 0, (size, size), [],
-                                                         count_parameters(model), width=w))
-    for name in baselines:
-        model = build_backbone(BASELINE_BACKBONES[name], calibration_size=min(size, 224)).to(dev)
-        models[name] = (model, Timing('backbones', name, 'stock', 0, (size, size), [], count_parameters(model)))
+    for name, w, cfg in specs:
+        built = build_backbone(cfg, calibration_size=min(size, 224)).to(dev)
+        for treatment in treatments:
+            model = treat_backbone(copy.deepcopy(built), treatment)
+            row = Timing('backbones', name, treatment, 0, (size, size), [], count_parameters(built), width=w)
+            models[row.label] = (model, row)
 
     rows: List[Timing] = []
     for batch in batches:
@@ -178,25 +183,25 @@ def benchmark_backbones(widths: Sequence[float] = DEFAULT_BACKBONE_WIDTHS, batch
             log(f'backbones, batch {batch} at {size}x{size}: {len(models)} models, {n_warm} warm-up + '
                 f'{n_rep} timed calls each, {n_block} in a row per turn')
         with torch.no_grad():
-            reference_out = {}
-            cases = {}
-            for label, (model, _) in models.items():
-                cases[label] = (lambda m=model: m(x))
-            # Check once that each optimized model computes what its eager model does.
-            for label, (model, row) in models.items():
-                if row.mode in ('eager', 'optimized'):
-                    reference_out.setdefault(row.name, {})[row.mode] = model(x)
+            cases = {label: (lambda m=model: m(x)) for label, (model, _) in models.items()}
+            # Check once that each treated model computes what its eager model does.
+            outs = {label: model(x) for label, (model, _) in models.items()}
             times = time_interleaved(cases, n_rep, n_warm, dev, log, block=n_block)
         group = []
         for label, (model, template) in models.items():
             row = copy.deepcopy(template)
             row.batch, row.times = batch, times[label]
-            outs = reference_out.get(row.name, {})
-            if row.mode == 'optimized' and 'eager' in outs:
-                row.notes['max_abs_diff_vs_eager'] = _max_abs_diff(outs['eager'], outs['optimized'])
-                row.notes['output_max_abs'] = max(float(o.abs().max()) for o in outs['eager'])
+            eager = f'{row.name} (eager)'
+            if row.mode != 'eager' and eager in outs:
+                row.notes['max_abs_diff_vs_eager'] = _max_abs_diff(outs[eager], outs[label])
+                row.notes['output_max_abs'] = max(float(o.abs().max()) for o in outs[eager])
             group.append(row)
-        _add_ratios(group, baselines)
+        # Ratios to each baseline under the same treatment (like with like).
+        for row in group:
+            for ref in baselines:
+                ref_row = next((r for r in group if r.name == ref and r.mode == row.mode), None)
+                if ref_row is not None and ref_row is not row:
+                    row.ratios[ref] = row.median / ref_row.median
         rows += group
     return rows
 
@@ -320,7 +325,8 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
                         device: str = 'cpu', reference: Optional[str] = REFERENCE_DETECTOR,
                         config_dir: str = CONFIG_DIR, optimize: bool = True,
                         uniform_heads: bool = True,
-                        log: Optional[Callable[[str], None]] = print) -> List[Timing]:
+                        log: Optional[Callable[[str], None]] = print,
+                        treatments: Optional[Sequence[str]] = None) -> List[Timing]:
     """Time ``model.predict`` of ReXNet Faster R-CNN + FPN detectors against the ResNet-50 one.
 
     Args:
@@ -329,12 +335,14 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
             (to a multiple of 32: 1200x800 becomes 1216x800).
         repeats / warmup: timed and untimed rounds.
         reference: the config to compare with (``None``: none).
-        optimize: also time the ReXNet detectors after ``optimize_for_inference``.
+        optimize: ``False`` times every detector eager only (when ``treatments`` is not given).
+        treatments: given to every detector's backbone, the reference's included (default
+            :data:`DEFAULT_TREATMENTS`); a row's mode names it.
         uniform_heads: zero the heads' last layers (:func:`equalize_heads`) so that every
             detector's RoI head and post-processing do the same work.
     """
     dev = check_device(device)
-    fast = optimize_for_inference if optimize else None
+    treatments = _check_treatments(treatments, optimize)
     entries: List[Tuple[nn.Module, Timing, torch.Tensor, list]] = []
     specs = [(f'ReXNet {width_name(w)}', w, rexnet_detector_config(w, config_dir)) for w in widths]
     if reference:
@@ -349,21 +357,21 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
             equalize_heads(model)
         with torch.no_grad():
             data = model.data_preprocessor(copy.deepcopy(batch), False)
+            eager_feats = model.backbone(data['inputs'])
         inputs, samples = data['inputs'], data['data_samples']
         padded = (int(inputs.shape[-1]), int(inputs.shape[-2]))
-        row = Timing('detectors', name, 'eager' if w is not None else 'stock', 1, padded, [],
-                     count_parameters(model), width=w,
-                     notes=dict(image=f'{image_size[0]}x{image_size[1]}', padded=f'{padded[0]}x{padded[1]}'))
-        entries.append((model, row, inputs, samples))
-        if w is not None and fast is not None:
-            opt = fast(copy.deepcopy(model))
-            opt_row = copy.deepcopy(row)
-            opt_row.mode = 'optimized'
-            with torch.no_grad():
-                feats = model.backbone(inputs)
-                opt_row.notes['max_abs_diff_vs_eager'] = _max_abs_diff(feats, opt.backbone(inputs))
-                opt_row.notes['output_max_abs'] = max(float(f.abs().max()) for f in feats)
-            entries.append((opt, opt_row, inputs, samples))
+        template = Timing('detectors', name, 'eager', 1, padded, [], count_parameters(model), width=w,
+                          notes=dict(image=f'{image_size[0]}x{image_size[1]}', padded=f'{padded[0]}x{padded[1]}'))
+        for treatment in treatments:
+            treated = treat_detector_backbone(copy.deepcopy(model), treatment)
+            row = copy.deepcopy(template)
+            row.mode = treatment
+            if treatment != 'eager':
+                with torch.no_grad():
+                    row.notes['max_abs_diff_vs_eager'] = _max_abs_diff(eager_feats, treated.backbone(inputs))
+                row.notes['output_max_abs'] = max(float(f.abs().max()) for f in eager_feats)
+            entries.append((treated, row, inputs, samples))
+        del model
 
     cases, timers = {}, {}
     for model, row, inputs, samples in entries:
@@ -388,25 +396,33 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
         row.times = times[row.label]
         row.notes['stages_ms'] = {k: v * 1e3 for k, v in timers[row.label].medians(repeats).items()}
         rows.append(row)
-    _add_ratios(rows, [REFERENCE_NAME] if reference == REFERENCE_DETECTOR else
-                [r.label for r in rows if r.width is None])
+    _add_ratios(rows, [r.label for r in rows if r.width is None])
     return rows
 
 
 def target_verdicts(rows: Sequence[Timing]) -> List[str]:
-    """Lines stating, for each ReXNet detector with a target, its ratio to ResNet-50's against the target."""
+    """Lines stating, for each treated ReXNet detector with a target, its ratio to the fused,
+    channels-last ResNet-50 detector's time (:data:`TARGET_REFERENCE`) against the target."""
     lines = []
     for row in rows:
         target = DETECTOR_TARGETS.get(row.width) if row.width is not None else None
-        ratio = row.ratios.get(REFERENCE_NAME)
-        if target is None or ratio is None:
+        ratio = row.ratios.get(TARGET_REFERENCE)
+        if target is None or ratio is None or row.mode == 'eager':
             continue
         verdict = 'meets' if ratio <= target else 'misses'
-        lines.append(f'{row.label}: {ratio:.3f}x the ResNet-50 time; target <= {target:g}x: {verdict} it')
+        lines.append(f'{row.label}: {ratio:.3f}x the {TARGET_REFERENCE} time; target <= {target:g}x: {verdict} it')
     return lines
+
+
+def _check_treatments(treatments: Optional[Sequence[str]], optimize: bool) -> Tuple[str, ...]:
+    chosen = tuple(treatments or (DEFAULT_TREATMENTS if optimize else ('eager',)))
+    unknown = [t for t in chosen if t not in TREATMENTS]
+    if unknown:
+        raise ValueError(f'unknown treatments {unknown}; choose from {", ".join(TREATMENTS)}')
+    return chosen
 
 
 __all__ = ['BASELINE_BACKBONES', 'REFERENCE_DETECTOR', 'REFERENCE_NAME', 'DETECTOR_TARGETS', 'DEFAULT_BACKBONE_WIDTHS',
            'DEFAULT_DETECTOR_WIDTHS', 'PREDICTION_LAYERS', 'Timing', 'StageTimer', 'width_name',
            'benchmark_backbones', 'rexnet_detector_config', 'equalize_heads', 'benchmark_detectors',
-           'target_verdicts']
+           'target_verdicts', 'DEFAULT_TREATMENTS', 'TARGET_REFERENCE']

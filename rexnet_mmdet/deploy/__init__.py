@@ -1,5 +1,5 @@
-"""Inference: the optimized path (BN folding, channels-last; ``fuse``) and the backbone's ONNX export
-(``onnx_backbone``, imported on use: it needs onnx and onnxruntime)."""
-from .fuse import fold_batchnorm, fold_conv_bn, optimize_for_inference
+"""Deployment helpers: the inference path (BN folding, channels-last, or the backbone in ONNX Runtime /
+OpenVINO), the same treatments for any model, the test-time hook and ONNX export."""
+from .fuse import BACKENDS, contiguous_roi_features, fold_batchnorm, fold_conv_bn, optimize_for_inference
 
-__all__ = ['optimize_for_inference', 'fold_batchnorm', 'fold_conv_bn']
+__all__ = ['optimize_for_inference', 'fold_batchnorm', 'fold_conv_bn', 'contiguous_roi_features', 'BACKENDS']

@@ -61,21 +61,76 @@ def fold_batchnorm(module: nn.Module) -> int:
     return folded
 
 
-def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
+def _contiguous_feats(module: nn.Module, args):
+    feats = args[0]
+    if isinstance(feats, (tuple, list)) and any(isinstance(f, torch.Tensor) and not f.is_contiguous()
+                                                for f in feats):
+        return (tuple(f.contiguous() for f in feats),) + tuple(args[1:])
+    return None
+
+
+def contiguous_roi_features(model: nn.Module) -> int:
+    """Give every RoI feature extractor in ``model`` NCHW-contiguous feature maps.
+
+    mmcv's RoIAlign (and RoIPool) kernels read their input's memory as NCHW whatever its strides:
+    fed channels-last maps they sample the wrong values, silently. Channels-last features (from a
+    channels-last backbone, through the neck and RPN) are therefore made contiguous on the way
+    into the RoI extractors only (a forward pre-hook). Returns how many extractors were hooked.
+    """
+    from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
+
+    hooked = 0
+    for m in model.modules():
+        if isinstance(m, BaseRoIExtractor) and not getattr(m, '_contiguous_feats_hook', False):
+            m.register_forward_pre_hook(_contiguous_feats)
+            m._contiguous_feats_hook = True
+            hooked += 1
+    return hooked
+
+
+#: Where ``optimize_for_inference`` runs the backbone.
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
+
+
+def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend: str = 'torch') -> nn.Module:
     """Prepare every ReXNet backbone in ``model`` (a backbone or a whole detector) for fast inference.
 
     Puts the model in eval mode, folds the backbones' BatchNorms into their convs and, with
     ``channels_last``, stores their weights and runs their layers in channels-last layout (their
     outputs come back in that layout; later layers accept it). The model computes the same
-    function; it can no longer be trained (rebuild it for that). Works in place; returns ``model``.
+    function; it can no longer be trained (rebuild it for that).
+
+    ``backend='openvino'`` or ``'onnxruntime'`` (CPU; ``pip install openvino`` / ``onnxruntime``)
+    then exports the folded backbone to ONNX (dynamic batch and image size) and runs it in that
+    runtime, the neck and heads staying in PyTorch; outputs agree with PyTorch's to float32
+    rounding. On a CPU this is the fastest path for ReXNet (its depthwise and SE layers and
+    activations are fused into the convs; see the README's speed section).
+
+    Works in place and returns ``model``; for a bare backbone and a runtime ``backend`` the
+    returned module replaces it (use the return value).
     """
+    if backend not in BACKENDS:
+        raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
     backbones = [m for m in model.modules() if isinstance(m, ReXNet)]
     if not backbones:
         raise ValueError(f'optimize_for_inference found no ReXNet backbone in {type(model).__name__}')
     model.eval()
+    # ONNX has no memory layout: a runtime picks its own, so the export starts from NCHW.
+    channels_last = channels_last and backend == 'torch'
     for backbone in backbones:
         fold_batchnorm(backbone)
         if channels_last:
             backbone.to(memory_format=torch.channels_last)
         backbone.set_inference_mode(channels_last=channels_last)
+    if channels_last:
+        contiguous_roi_features(model)
+    if backend == 'torch':
+        return model
+    from .runtime_backbone import runtime_backbone
+    if isinstance(model, ReXNet):
+        return runtime_backbone(model, backend)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, ReXNet):
+                setattr(parent, name, runtime_backbone(child, backend))
     return model

@@ -16,14 +16,14 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def test_timing_statistics_and_ratios():
-    fast = speed.Timing('detectors', 'ReXNet x0.9', 'eager', 1, (1216, 800), [0.3, 0.1, 0.2, 0.5], width=0.9)
-    ref = speed.Timing('detectors', 'ResNet-50', 'stock', 1, (1216, 800), [0.4, 0.4, 0.5, 0.3])
+    fast = speed.Timing('detectors', 'ReXNet x0.9', 'fused+cl', 1, (1216, 800), [0.3, 0.1, 0.2, 0.5], width=0.9)
+    ref = speed.Timing('detectors', 'ResNet-50', 'fused+cl', 1, (1216, 800), [0.4, 0.4, 0.5, 0.3])
     assert fast.median == pytest.approx(0.25) and fast.minimum == pytest.approx(0.1)
-    assert fast.label == 'ReXNet x0.9 (eager)' and ref.label == 'ResNet-50'
-    speed._add_ratios([fast, ref], ['ResNet-50'])
-    assert fast.ratios == {'ResNet-50': pytest.approx(0.25 / 0.4)} and ref.ratios == {}
-    assert speed.target_verdicts([fast, ref]) == ['ReXNet x0.9 (eager): 0.625x the ResNet-50 time; target <= 0.65x: '
-                                               'meets it']
+    assert fast.label == 'ReXNet x0.9 (fused+cl)' and ref.label == 'ResNet-50 (fused+cl)' == speed.TARGET_REFERENCE
+    speed._add_ratios([fast, ref], [ref.label])
+    assert fast.ratios == {ref.label: pytest.approx(0.25 / 0.4)} and ref.ratios == {}
+    assert speed.target_verdicts([fast, ref]) == ['ReXNet x0.9 (fused+cl): 0.625x the ResNet-50 (fused+cl) time; '
+                                                  'target <= 0.7x: meets it']
     d = fast.to_dict()
     assert d['median_ms'] == pytest.approx(250) and d['times_ms'] == pytest.approx([300, 100, 200, 500])
 
@@ -74,18 +74,23 @@ def test_benchmark_tool_end_to_end(tmp_path, capsys, load_tool):
     report = json.load(open(out))
     assert report['machine']['cores'] >= 1 and report['machine']['torch'] == torch.__version__
 
+    treatments = list(speed.DEFAULT_TREATMENTS)
+
+    # Every model, baselines included, gets every treatment.
     backbones = report['results']['backbones']
-    labels = ['ReXNet x0.9 (eager)', 'ReXNet x0.9 (optimized)', 'MobileNetV2', 'EfficientNet-B0', 'ResNet-50']
+    names = ['ReXNet x0.9', 'MobileNetV2', 'EfficientNet-B0', 'ResNet-50']
+    labels = [f'{n} ({t})' for n in names for t in treatments]
     assert [r['label'] for r in backbones] == labels * 2
     assert [r['batch'] for r in backbones] == [1] * len(labels) + [2] * len(labels)
     for r in backbones:
         assert len(r['times_ms']) == 1 and r['median_ms'] > 0
-        assert set(r['ratios']) == {'MobileNetV2', 'EfficientNet-B0', 'ResNet-50'} - {r['label']}
-        if r['mode'] == 'optimized':  # the same function, to float32 rounding
+        # Ratios to the baselines under the same treatment.
+        assert set(r['ratios']) == {'MobileNetV2', 'EfficientNet-B0', 'ResNet-50'} - {r['name']}
+        if r['mode'] != 'eager':  # the same function, to float32 rounding
             assert r['notes']['max_abs_diff_vs_eager'] <= 1e-4 * max(1.0, r['notes']['output_max_abs'])
 
     detectors = report['results']['detectors']
-    labels = ['ReXNet x0.9 (eager)', 'ReXNet x0.9 (optimized)', 'ResNet-50']
+    labels = [f'{n} ({t})' for n in ('ReXNet x0.9', 'ResNet-50') for t in treatments]
     assert [r['label'] for r in detectors] == labels
     for r in detectors:
         assert r['input'] == [128, 96] and r['notes']['rois'] > 0 and r['notes']['detections'] == 0
@@ -93,9 +98,10 @@ def test_benchmark_tool_end_to_end(tmp_path, capsys, load_tool):
         assert {'backbone', 'neck', 'rpn', 'roi_head', 'other'} <= set(stages)
         # One timed run: its stages add up to it (the timer's own overhead aside).
         assert sum(stages.values()) == pytest.approx(r['median_ms'], rel=0.02)
-    assert set(detectors[0]['ratios']) == {'ResNet-50'}
-    # The markdown tables carry every row, and the verdict on the target is printed.
+    assert set(detectors[0]['ratios']) == {f'ResNet-50 ({t})' for t in treatments}
+    # The markdown tables carry every row, both treatment columns, and the verdict on the target.
     assert text.count('| Faster R-CNN + FPN |') == len(labels)
     assert '| ReXNet x0.9 (eager) | 2 |' in text
-    assert 'target <= 0.65x' in text
+    assert '| fused BN + channels-last: ms |' in text and '| eager (as built): ms |' in text
+    assert 'ReXNet x0.9 (fused+cl): ' in text and 'the ResNet-50 (fused+cl) time; target <= 0.7x' in text
     assert open(tmp_path / 'speed.png', 'rb').read(8) == b'\x89PNG\r\n\x1a\n'

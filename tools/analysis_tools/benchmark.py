@@ -1,8 +1,10 @@
 """Inference speed of ReXNet backbones and detectors beside MMDetection's, and training memory.
 
 All models of a comparison are timed in one process and one run, their runs interleaved after a
-warm-up; medians and median ratios are reported. ReXNet models are timed as built ("eager") and
-after ``rexnet_mmdet.deploy.optimize_for_inference`` ("optimized") when the project has it.
+warm-up; medians and median ratios are reported. Every model, ReXNet and baseline alike, gets the
+same treatments: as built ("eager") and BatchNorm folded + channels-last backbone ("fused+cl":
+``optimize_for_inference`` for ReXNet, ``mmcv.cnn.fuse_conv_bn`` for the others); --treatments adds
+levers (e.g. the backbone in OpenVINO), again for every model.
 
 Examples:
     python tools/analysis_tools/benchmark.py                         # backbones + detectors (a few minutes)
@@ -63,7 +65,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='keep the detectors\' random prediction layers (default: zero them, so that every '
                              'detector\'s RoI head gets the same proposals and post-processing does the same work)')
     parser.add_argument('--no-optimized', action='store_true',
-                        help='time the ReXNet models as built only (not after optimize_for_inference)')
+                        help='time every model as built only (same as --treatments eager)')
+    parser.add_argument('--treatments', nargs='+', default=None,
+                        help='treatments every model gets (default: eager fused+cl; see '
+                             'rexnet_mmdet/deploy/treatments.py for the others, e.g. fused+openvino)')
     parser.add_argument('--memory-config', nargs='+',
                         default=[osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x2.2_fpn.py')],
                         help='detector config(s) for --part memory (default: Faster R-CNN x2.2)')
@@ -109,6 +114,7 @@ def main(argv=None) -> int:
     if warning:
         print(warning)
     optimize = not args.no_optimized
+    treatments = args.treatments or (speed.DEFAULT_TREATMENTS if optimize else ('eager',))
     parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'memory')}.get(
         args.part, (args.part,))
     record = dict(machine=machine, settings=vars(args), results={})
@@ -121,10 +127,14 @@ def main(argv=None) -> int:
         warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
         block = {b: args.block for b in args.batches} if args.block else None
         rows = backbone_rows = speed.benchmark_backbones(widths, args.batches, args.size, repeats, warmup,
-                                                      args.device, optimize=optimize, block=block, log=log)
+                                                      args.device, optimize=optimize, block=block, log=log,
+                                                         treatments=treatments)
         print(f'\nBackbones up to their final feature map, random {args.size}x{args.size} images, '
               f'eval mode, torch.no_grad(); median of the timed calls; "/ X" = median over X\'s median')
         print(report.timing_table(rows, args.markdown))
+        print('\nThe same, one column pair per treatment (every model got each); "/ ResNet-50 (t)" = median '
+              'over the ResNet-50 median under the same treatment t')
+        print(report.treatment_table(rows, args.markdown))
         record['results']['backbones'] = [r.to_dict() for r in rows]
 
     if 'detectors' in parts:
@@ -132,12 +142,15 @@ def main(argv=None) -> int:
         rows = detector_rows = speed.benchmark_detectors(
             widths, tuple(args.det_size), args.repeats or 5, 1 if args.warmup is None else args.warmup,
             args.device, reference=None if args.no_reference else speed.REFERENCE_DETECTOR, optimize=optimize,
-            uniform_heads=not args.random_heads, log=log)
+            uniform_heads=not args.random_heads, log=log, treatments=treatments)
         print('\nFaster R-CNN + FPN, random weights'
               + ('' if args.random_heads else ' (prediction layers zeroed: the same proposals for every detector)')
               + f', eval mode, model.predict under torch.no_grad(), one random {args.det_size[0]}x'
               f'{args.det_size[1]} image padded by the data preprocessor; median of the timed calls')
         print(report.timing_table(rows, args.markdown))
+        print('\nThe same, one column pair per treatment of the backbone (every detector got each; neck and '
+              'heads as built)')
+        print(report.treatment_table(rows, args.markdown))
         print('\nWhere the time goes (median ms per stage; rpn = RPN head + proposals, roi_head = RoI '
               'heads + post-processing, other = the rest of predict)')
         print(report.stage_table(rows, args.markdown))

@@ -1,12 +1,12 @@
 """The whole loop on any machine, in minutes: make a dataset, train a ReXNet detector, evaluate it.
 
-    python tools/misc/demo.py [--work-dir work_dirs/demo] [--config configs/demo/...py]
+    python tools/misc/demo.py [--work-dir work_dirs/demo] [--config configs/demo/...py] [--no-optimize]
 
 1. Makes the built-in synthetic shapes dataset under data/shapes/ (first run only, seconds).
 2. Trains Faster R-CNN + FPN on ReXNet x1.0 (or the detector of --config) from random weights
    on the CPU (tools/train.py; COCO AP on the held-out split is measured during training).
-3. Evaluates the final checkpoint (tools/test.py): the COCO table, and pictures of the
-   detections on the held-out images.
+3. Evaluates the final checkpoint (tools/test.py, on the inference path unless --no-optimize):
+   the COCO table, and pictures of the detections on the held-out images.
 4. Leaves in the work dir: training_curves.png (loss and AP over training), detections.png
    (a grid of pictures), detections/ (one picture per image), the checkpoints and logs.
 
@@ -82,6 +82,8 @@ def main(argv=None) -> None:
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='demo config (default: %(default)s)')
     parser.add_argument('--work-dir', help='where results go (default: work_dirs/demo for the default config, '
                                            'else work_dirs/<config name>); a previous demo run there is replaced')
+    parser.add_argument('--no-optimize', action='store_true',
+                        help='evaluate the model as built (tools/test.py --no-optimize), not on the inference path')
     args = parser.parse_args(argv)
     os.chdir(PROJECT_ROOT)  # the configs name data/shapes/ relative to the clone
     start = time.monotonic()
@@ -114,7 +116,9 @@ def main(argv=None) -> None:
     checkpoint = osp.join(work_dir, f'iter_{max_iters}.pth')
     picture_dir = osp.join(work_dir, 'detections')
     test_dir = osp.join(work_dir, 'test')
-    run(['tools/test.py', args.config, checkpoint, '--work-dir', test_dir, '--show-dir', picture_dir])
+    # tools/test.py evaluates on the inference path (optimize_for_inference) unless told otherwise.
+    run(['tools/test.py', args.config, checkpoint, '--work-dir', test_dir, '--show-dir', picture_dir]
+        + (['--no-optimize'] if args.no_optimize else []))
     metrics = latest_metrics(test_dir)
     grid = picture_grid(picture_dir, osp.join(work_dir, 'detections.png'))
     from rexnet_mmdet.engine.curves import plot_training_curves

@@ -1,0 +1,103 @@
+"""One inference treatment for every model, so that speed comparisons are like for like.
+
+``optimize_for_inference`` gives a ReXNet backbone two standard CPU inference steps: BatchNorm
+folded into the conv before it, and channels-last (NHWC) layout. Nothing in them is specific to
+ReXNet, so a fair race gives any other backbone (ResNet-50, MobileNetV2, EfficientNet-B0) the
+same: :func:`fuse_and_channels_last` does it with mmcv's own ``fuse_conv_bn``.
+
+``TREATMENTS`` names the columns the benchmarks print: ``'eager'`` (the model as built, eval
+mode), ``'fused+cl'`` (BatchNorm folded, channels-last backbone) and the runtime levers
+``'fused+onnxruntime'`` / ``'fused+openvino'`` (BatchNorm folded, the backbone exported to ONNX and
+run by that runtime), each given to every model alike.
+"""
+from typing import Callable, Dict
+
+import torch
+import torch.nn as nn
+
+from ..models.rexnet import ReXNet
+from .fuse import contiguous_roi_features, optimize_for_inference
+from .runtime_backbone import runtime_backbone
+
+
+def _to_channels_last(module: nn.Module, args):
+    x = args[0]
+    if isinstance(x, torch.Tensor) and x.dim() == 4:
+        return (x.contiguous(memory_format=torch.channels_last),) + tuple(args[1:])
+    return None
+
+
+def fuse_batchnorm(module: nn.Module, channels_last: bool = False) -> nn.Module:
+    """Fold BatchNorm into the convs of ``module`` (a backbone), in place, eval mode; ReXNet through
+    ``optimize_for_inference``, others through ``mmcv.cnn.fuse_conv_bn``."""
+    if isinstance(module, ReXNet) or any(isinstance(m, ReXNet) for m in module.modules()):
+        return optimize_for_inference(module, channels_last=channels_last)
+    from mmcv.cnn import fuse_conv_bn
+
+    module.eval()
+    fuse_conv_bn(module)
+    if channels_last:
+        module.to(memory_format=torch.channels_last)
+        module.register_forward_pre_hook(_to_channels_last)
+    return module
+
+
+def fuse_and_channels_last(module: nn.Module) -> nn.Module:
+    """Fold BatchNorm into the convs of ``module`` (a backbone) and run it channels-last, in place.
+
+    ReXNet backbones go through ``optimize_for_inference``; any other backbone through
+    ``mmcv.cnn.fuse_conv_bn`` (every ``Conv2d`` directly followed by a BatchNorm), its weights
+    stored channels-last and a forward pre-hook that makes its input channels-last (what
+    ReXNet's inference mode does inside ``forward``). Returns ``module`` in eval mode.
+    """
+    return fuse_batchnorm(module, channels_last=True)
+
+
+def in_runtime(backend: str) -> Callable[[nn.Module], nn.Module]:
+    """A treatment: BatchNorm folded, then the backbone exported to ONNX and run by ``backend``
+    (``'onnxruntime'`` or ``'openvino'``; see ``runtime_backbone.RuntimeBackbone``)."""
+    def treat(module: nn.Module) -> nn.Module:
+        return runtime_backbone(fuse_batchnorm(module, channels_last=False), backend)
+    return treat
+
+
+def treat_backbone(backbone: nn.Module, treatment: str) -> nn.Module:
+    """The backbone to run after ``treatment`` (a key of :data:`TREATMENTS`): ``backbone`` itself,
+    changed in place, or a module that replaces it (a runtime-backed backbone)."""
+    if treatment not in TREATMENTS:
+        raise ValueError(f'unknown treatment {treatment!r}; choose from {", ".join(TREATMENTS)}')
+    return TREATMENTS[treatment](backbone)
+
+
+def treat_detector_backbone(detector: nn.Module, treatment: str) -> nn.Module:
+    """Apply ``treatment`` to ``detector.backbone``, in place.
+
+    Only the backbone is treated, as ``optimize_for_inference`` treats only ReXNet backbones: the
+    neck and heads, shared by the detectors compared, stay as built. Returns the detector in eval mode.
+    """
+    detector.eval()
+    detector.backbone = treat_backbone(detector.backbone, treatment)
+    contiguous_roi_features(detector)  # channels-last maps reach the RoI heads otherwise
+    return detector
+
+
+def _eager(module: nn.Module) -> nn.Module:
+    module.eval()
+    return module
+
+
+#: Name -> function (in place, returns the module) of the treatments the benchmarks compare.
+TREATMENTS: Dict[str, Callable[[nn.Module], nn.Module]] = {
+    'eager': _eager,
+    'fused+cl': fuse_and_channels_last,
+    'fused+onnxruntime': in_runtime('onnxruntime'),
+    'fused+openvino': in_runtime('openvino'),
+}
+
+#: How the tables describe each treatment.
+TREATMENT_LABELS: Dict[str, str] = {
+    'eager': 'eager (as built)',
+    'fused+cl': 'fused BN + channels-last',
+    'fused+onnxruntime': 'fused BN, backbone in ONNX Runtime',
+    'fused+openvino': 'fused BN, backbone in OpenVINO',
+}
