@@ -26,6 +26,7 @@ def _build(cfg):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
+    torch.manual_seed(0)
     model = MODELS.build(cfg)
     _randomise_norms(model)
     model.eval()
@@ -88,8 +89,26 @@ def test_optimized_detector_predicts_what_eager_predicts(backend):
         ref = model.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
         out = fast.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
     assert len(ref) > 0 and len(out) == len(ref)
-    torch.testing.assert_close(out.bboxes, ref.bboxes, atol=1e-2, rtol=1e-3)
-    torch.testing.assert_close(out.scores, ref.scores, atol=1e-4, rtol=1e-3)
+    _assert_same_detections(ref, out)
+
+
+def _assert_same_detections(ref, out, score_tol: float = 1e-3) -> None:
+    """Every detection of ``ref`` has one in ``out`` with the same label, IoU >= 0.99 and a score within
+    ``score_tol``, order aside (float rounding may swap near-equal scores). Only detections whose score
+    ties the last one kept (the per-image cap decides between them) may be missing."""
+    from mmdet.structures.bbox import bbox_overlaps
+    iou = bbox_overlaps(ref.bboxes, out.bboxes)
+    close = (iou >= 0.99) & (ref.labels[:, None] == out.labels[None, :]) & \
+        ((ref.scores[:, None] - out.scores[None, :]).abs() <= score_tol)
+    taken = torch.zeros(len(out), dtype=torch.bool)
+    cut = float(ref.scores.min())
+    for i in range(len(ref)):
+        free = close[i] & ~taken
+        if free.any():
+            taken[int(free.nonzero()[0])] = True
+        else:
+            assert float(ref.scores[i]) <= cut + score_tol, \
+                f'detection {i} (score {float(ref.scores[i]):.4f}, box {ref.bboxes[i].tolist()}) has no match'
 
 
 def test_fused_channels_last_resnet_detector_keeps_its_roi_features_right():
