@@ -11,6 +11,7 @@ Outputs are named after the taps (``C2``, ``C3``, ``C4``, ``C5``, ``exp16``, ``f
 import copy
 import os
 import os.path as osp
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -83,7 +84,9 @@ def export_backbone(model: nn.Module, path: str, input_size: Tuple[int, int] = (
         axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
         axes.update({n: {0: 'batch', 2: f'{n}_height', 3: f'{n}_width'} for n in names})
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with torch.no_grad():
+    # The input checks in forward() are traced as constants, as intended: no warning for them.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(model, (x,), path, input_names=['input'], output_names=names,
                           dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
     import onnx

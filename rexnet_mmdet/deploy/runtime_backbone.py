@@ -7,6 +7,7 @@ torch tensors, so the neck, heads and post-processing run as before. Inference o
 import os
 import os.path as osp
 import tempfile
+import warnings
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -30,7 +31,9 @@ def export_any_backbone(backbone: nn.Module, path: str, example_hw: Tuple[int, i
     axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
     axes.update({n: {0: 'batch', 2: f'{n}_h', 3: f'{n}_w'} for n in names})
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with torch.no_grad():
+    # The input checks in forward() are traced as constants, as intended: no warning for them.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
         torch.onnx.export(backbone, (x,), path, input_names=['input'], output_names=names, dynamic_axes=axes,
                           opset_version=opset, do_constant_folding=True, dynamo=False)
     return path, names
