@@ -9,24 +9,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.deploy import fold_batchnorm, optimize_for_inference
 from rexnet_mmdet.models import ReXNet
-
-
-def _randomise_norms(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
 
 @pytest.mark.parametrize('channels_last', [True, False])
 @pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4, 5, 6), (1, 2, 3, 5)])
 def test_optimized_backbone_matches_eager(channels_last, out_indices):
     model = ReXNet(widen_factor=1.3, out_indices=out_indices).eval()
-    _randomise_norms(model)
+    randomise_norms(model)
     fast = optimize_for_inference(copy.deepcopy(model), channels_last=channels_last)
     assert not any(isinstance(m, _BatchNorm) for m in fast.modules())
     x = torch.randn(2, 3, 97, 131)
@@ -54,7 +44,7 @@ def test_optimized_detector_predicts_the_same():
     cfg = Config.fromfile('configs/faster_rcnn_rexnet_x0.9_fpn.py')
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model).eval()
-    _randomise_norms(model.backbone)
+    randomise_norms(model.backbone)
     fast = optimize_for_inference(copy.deepcopy(model))
     h, w = 160, 224
     x = torch.randn(1, 3, h, w)

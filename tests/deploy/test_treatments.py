@@ -4,22 +4,23 @@ import copy
 
 import pytest
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
 
 import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.deploy import optimize_for_inference
 from rexnet_mmdet.deploy.treatments import TREATMENTS, treat_backbone, treat_detector_backbone
+from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
 
-def _randomise_norms(model):
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, _BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+def _predict_both(model, fast, hw, seed):
+    """The detections of ``model`` and of ``fast`` for one random image of size ``hw``."""
+    from mmdet.structures import DetDataSample
+    h, w = hw
+    x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
+    meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), batch_input_shape=(h, w),
+                pad_shape=(h, w))
+    with torch.no_grad():
+        return (model.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances,
+                fast.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances)
 
 
 def _build(cfg):
@@ -28,7 +29,7 @@ def _build(cfg):
     register_all_modules()
     torch.manual_seed(0)
     model = MODELS.build(cfg)
-    _randomise_norms(model)
+    randomise_norms(model)
     model.eval()
     return model
 
@@ -73,7 +74,6 @@ def test_optimized_detector_predicts_what_eager_predicts(backend):
     if not _runtime_available({'torch': 'eager', 'onnxruntime': 'fused+onnxruntime',
                                'openvino': 'fused+openvino'}[backend]):
         pytest.skip(f'{backend} is not installed')
-    from mmdet.structures import DetDataSample
     from mmengine.config import Config
     cfg = Config.fromfile('configs/faster_rcnn_rexnet_x0.9_fpn.py')
     cfg.model.backbone.init_cfg = None
@@ -81,13 +81,7 @@ def test_optimized_detector_predicts_what_eager_predicts(backend):
     cfg.model.test_cfg.rcnn.score_thr = 0.0
     model = _build(cfg.model)
     fast = optimize_for_inference(copy.deepcopy(model), backend=backend)
-    h, w = 160, 224
-    x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(1))
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), batch_input_shape=(h, w),
-                pad_shape=(h, w))
-    with torch.no_grad():
-        ref = model.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
-        out = fast.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
+    ref, out = _predict_both(model, fast, (160, 224), seed=1)
     assert len(ref) > 0 and len(out) == len(ref)
     _assert_same_detections(ref, out)
 
@@ -114,7 +108,6 @@ def _assert_same_detections(ref, out, score_tol: float = 1e-3) -> None:
 def test_fused_channels_last_resnet_detector_keeps_its_roi_features_right():
     """The generic treatment of a ResNet-50-like detector: channels-last features reach RoIAlign
     contiguous (mmcv's kernel would read them as NCHW otherwise)."""
-    from mmdet.structures import DetDataSample
     from mmengine.config import Config
     cfg = Config.fromfile('configs/faster_rcnn_rexnet_x0.9_fpn.py')
     cfg.model.backbone = dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3), norm_eval=True, style='pytorch')
@@ -122,12 +115,6 @@ def test_fused_channels_last_resnet_detector_keeps_its_roi_features_right():
     cfg.model.test_cfg.rcnn.score_thr = 0.0
     model = _build(cfg.model)
     fast = treat_detector_backbone(copy.deepcopy(model), 'fused+cl')
-    h, w = 128, 160
-    x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(2))
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), batch_input_shape=(h, w),
-                pad_shape=(h, w))
-    with torch.no_grad():
-        ref = model.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
-        out = fast.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
+    ref, out = _predict_both(model, fast, (128, 160), seed=2)
     assert len(ref) > 0 and len(out) == len(ref)
     torch.testing.assert_close(out.scores, ref.scores, atol=1e-4, rtol=1e-3)
