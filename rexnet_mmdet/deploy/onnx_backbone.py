@@ -9,9 +9,6 @@ Outputs are named after the taps (``C2``, ``C3``, ``C4``, ``C5``, ``exp16``, ``f
 ``block0``); the input is ``input``, ``(N, 3, H, W)``, normalised as for training.
 """
 import copy
-import os
-import os.path as osp
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,6 +17,8 @@ import torch.nn as nn
 
 from ..utils.build import build_backbone
 from .fuse import optimize_for_inference
+from .runtime_backbone import export_any_backbone
+from .runtimes import ort_session  # noqa: F401  (part of this module's API: the tool times with it)
 
 DEFAULT_OPSET = 17
 
@@ -71,54 +70,12 @@ def export_backbone(model: nn.Module, path: str, input_size: Tuple[int, int] = (
         opset: ONNX opset (17 by default; 13 or more is needed).
     """
     _check_onnx_stack()
-    if model.training:
-        raise ValueError('export the model in eval mode (model.eval()): BatchNorm must use its running '
-                         'statistics')
     if opset < 13:
         raise ValueError(f'opset {opset} is too old: use 13 or more (default {DEFAULT_OPSET})')
-    names = output_names(model)
-    device = next(model.parameters()).device
-    x = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
-    axes = None
-    if dynamic:
-        axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
-        axes.update({n: {0: 'batch', 2: f'{n}_height', 3: f'{n}_width'} for n in names})
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    # The input checks in forward() are traced as constants, as intended: no warning for them.
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(model, (x,), path, input_names=['input'], output_names=names,
-                          dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
+    export_any_backbone(model, path, input_size, opset, batch, dynamic, names=output_names(model))
     import onnx
     onnx.checker.check_model(onnx.load(path))
     return path
-
-
-def ort_session(path: str, threads: Optional[int] = None, optimization: str = 'all',
-                sequential: bool = True):
-    """An ONNX Runtime CPU session.
-
-    Args:
-        threads: intra-op threads (default: ONNX Runtime's own choice).
-        optimization: graph optimisation level: ``'disable'``, ``'basic'``, ``'extended'`` or ``'all'``.
-        sequential: sequential execution (one operator at a time, each using ``threads``).
-    """
-    _check_onnx_stack()
-    import onnxruntime as ort
-
-    levels = {'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    if optimization not in levels:
-        raise ValueError(f'optimization must be one of {", ".join(levels)}, got {optimization!r}')
-    options = ort.SessionOptions()
-    options.graph_optimization_level = levels[optimization]
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
-    if threads:
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1 if sequential else int(threads)
-    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
 def run_session(session, x: torch.Tensor) -> List[np.ndarray]:

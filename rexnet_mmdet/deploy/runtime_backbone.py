@@ -8,28 +8,43 @@ import os
 import os.path as osp
 import tempfile
 import warnings
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from .runtimes import openvino_model, ort_session
+
 BACKENDS = ('onnxruntime', 'openvino')
 
 
 def export_any_backbone(backbone: nn.Module, path: str, example_hw: Tuple[int, int] = (256, 320),
-                        opset: int = 17) -> Tuple[str, List[str]]:
-    """Export ``backbone`` (eval mode, returning a tuple of feature maps) to ONNX at ``path`` with
-    dynamic batch, height and width. Returns the path and the output names (``out0``, ``out1`` ...)."""
+                        opset: int = 17, batch: int = 1, dynamic: bool = True,
+                        names: Optional[Sequence[str]] = None) -> Tuple[str, List[str]]:
+    """Export ``backbone`` (eval mode, returning a tuple of feature maps) to ONNX at ``path``: the one
+    place this project traces a backbone to ONNX.
+
+    Args:
+        example_hw: ``(H, W)`` of the example input the graph is traced with (``batch`` images).
+        dynamic: batch, height and width as dynamic axes (else the graph fixes them).
+        names: the outputs' names (default ``out0``, ``out1`` ...).
+
+    Returns the path and the output names.
+    """
     if backbone.training:
-        raise ValueError('export the backbone in eval mode (call .eval() first)')
+        raise ValueError('export the backbone in eval mode (call .eval() first): BatchNorm must use its '
+                         'running statistics')
     device = next(backbone.parameters()).device
-    x = torch.randn(1, 3, *example_hw, generator=torch.Generator().manual_seed(0)).to(device)
-    with torch.no_grad():
-        outs = backbone(x)
-    names = [f'out{i}' for i in range(len(outs))]
-    axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
-    axes.update({n: {0: 'batch', 2: f'{n}_h', 3: f'{n}_w'} for n in names})
+    x = torch.randn(batch, 3, *example_hw, generator=torch.Generator().manual_seed(0)).to(device)
+    if names is None:
+        with torch.no_grad():
+            names = [f'out{i}' for i in range(len(backbone(x)))]
+    names = list(names)
+    axes = None
+    if dynamic:
+        axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}}
+        axes.update({n: {0: 'batch', 2: f'{n}_height', 3: f'{n}_width'} for n in names})
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     # The input checks in forward() are traced as constants, as intended: no warning for them.
     with torch.no_grad(), warnings.catch_warnings():
@@ -57,28 +72,12 @@ class RuntimeBackbone(nn.Module):
         self.onnx_path = onnx_path
         threads = int(threads or torch.get_num_threads())
         if backend == 'onnxruntime':
-            try:
-                import onnxruntime as ort
-            except ImportError as e:
-                raise ImportError('backend="onnxruntime" needs onnxruntime: pip install onnxruntime') from e
-            options = ort.SessionOptions()
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
             # Worker threads that spin after each call would steal the cores PyTorch's neck and heads need next.
-            options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-            self._session = ort.InferenceSession(onnx_path, options, providers=['CPUExecutionProvider'])
+            self._session = ort_session(onnx_path, threads, spinning=False)
             self._input = self._session.get_inputs()[0].name
         else:
-            try:
-                import openvino as ov
-            except ImportError as e:
-                raise ImportError('backend="openvino" needs openvino: pip install openvino') from e
-            core = ov.Core()
-            config = {'INFERENCE_NUM_THREADS': threads, 'PERFORMANCE_HINT': 'LATENCY',
-                      # float32 throughout: the outputs must match PyTorch's within float rounding.
-                      'INFERENCE_PRECISION_HINT': 'f32'}
-            self._compiled = core.compile_model(core.read_model(onnx_path), 'CPU', config)
+            # float32 throughout: the outputs must match PyTorch's within float rounding.
+            self._compiled = openvino_model(onnx_path, threads)
             self._request = self._compiled.create_infer_request()
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

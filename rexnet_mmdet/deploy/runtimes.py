@@ -41,19 +41,35 @@ def read_metadata(path: str) -> Dict[str, object]:
     return {k: json.loads(props[k]) for k in META_KEYS}
 
 
-def ort_session(path: str, threads: Optional[int] = None):
-    """An ONNX Runtime CPU session, ``threads`` intra-op threads, sequential execution, all graph
-    optimisations."""
+def ort_session(path: str, threads: Optional[int] = None, optimization: str = 'all', sequential: bool = True,
+                spinning: bool = True):
+    """An ONNX Runtime CPU session: the one place this project makes one.
+
+    Args:
+        threads: intra-op threads (default: ONNX Runtime's own choice).
+        optimization: graph optimisation level: ``'disable'``, ``'basic'``, ``'extended'`` or ``'all'``.
+        sequential: sequential execution (one operator at a time, each using ``threads``).
+        spinning: let worker threads spin after a call; off when other work (PyTorch's) needs the
+            cores right after it.
+    """
     try:
         import onnxruntime as ort
     except ImportError as e:
-        raise ImportError('runtime "ort" needs onnxruntime: pip install onnxruntime') from e
+        raise ImportError('ONNX Runtime is not installed: pip install onnxruntime') from e
+    levels = {'disable': ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              'basic': ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              'extended': ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              'all': ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    if optimization not in levels:
+        raise ValueError(f'optimization must be one of {", ".join(levels)}, got {optimization!r}')
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = levels[optimization]
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
     if threads:
         options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
+        options.inter_op_num_threads = 1 if sequential else int(threads)
+    if not spinning:
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
@@ -63,7 +79,7 @@ def openvino_model(path: str, threads: Optional[int] = None):
     try:
         import openvino as ov
     except ImportError as e:
-        raise ImportError('runtime "openvino" needs openvino: pip install openvino') from e
+        raise ImportError('OpenVINO is not installed: pip install openvino') from e
     config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'}
     if threads:
         config['INFERENCE_NUM_THREADS'] = int(threads)
