@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..models.norms import reestimate_batchnorm
 
 #: The project's root (configs/ lives there).
 PROJECT_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -63,21 +64,7 @@ def calibrate_batchnorm(model: nn.Module, run: Callable[[], Any], steps: int = 1
     such outputs could not fail. Statistics taken from the data, as training would set them, give
     activations of a trained network's scale. Returns the number of BatchNorm layers set.
     """
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-    saved = [(m.training, m.momentum) for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the calibration steps
-        m.train()
-    try:
-        with torch.no_grad():
-            for _ in range(steps):
-                run()
-    finally:
-        for m, (training, momentum) in zip(norms, saved):
-            m.train(training)
-            m.momentum = momentum
-    return len(norms)
+    return reestimate_batchnorm(model, run, steps)
 
 
 def fake_batch(batch_size: int, size_wh: Tuple[int, int], num_boxes: int = 8, num_classes: int = 80,

@@ -35,6 +35,7 @@ import torch
 
 from ..channels import (STAGE_DEPTHS, BlockSetting, block_settings, check_widen_factor,
                         final_channels, stem_channels, tap_specs)
+from ..norms import reestimate_batchnorm
 from .formats import (CheckpointError, detect_format, from_own_format, infer_widen_factor,
                       read_state_dict, save_own_format, to_own_format)
 
@@ -494,24 +495,10 @@ def calibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, norms: Opt
     BatchNorm when None). The rest of the model runs in eval mode;
     the model is left in eval mode. Returns the number of norm layers re-estimated.
     """
-    from torch.nn.modules.batchnorm import _BatchNorm
-    wanted = None if norms is None else set(norms)
-    chosen = [m for name, m in model.named_modules()
-              if isinstance(m, _BatchNorm) and (wanted is None or name in wanted)]
     model.eval()
-    saved = [m.momentum for m in chosen]
-    for m in chosen:
-        m.reset_running_stats()
-        m.momentum = None
-        m.train()
-    try:
-        for batch in _batches(images, batch_size):
-            model(batch)
-    finally:
-        for m, momentum in zip(chosen, saved):
-            m.momentum = momentum
-            m.eval()
-    return len(chosen)
+    batches = _batches(images, batch_size)
+    feed = iter(batches)
+    return reestimate_batchnorm(model, lambda: model(next(feed)), steps=len(batches), names=norms)
 
 
 @torch.no_grad()

@@ -1,0 +1,39 @@
+"""Re-estimating BatchNorm running statistics from data: the one implementation that building
+random models for timing (``utils.build``) and carrying weights to another width (``weights.transfer``)
+both use."""
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def reestimate_batchnorm(model: nn.Module, run: Callable[[], Any], steps: int = 1,
+                         names: Optional[Iterable[str]] = None) -> int:
+    """Replace BatchNorm running statistics by their cumulative average (``momentum=None``) over the
+    activations of ``steps`` calls of ``run()`` (under ``torch.no_grad()``).
+
+    Only the norm layers named in ``names`` (module names such as ``blocks.3.conv_pwl.bn``; all when
+    None) are re-estimated, in training mode for the duration; every other module keeps its mode, and
+    each chosen norm gets its mode and momentum back afterwards. Returns the number re-estimated.
+    """
+    wanted = None if names is None else set(names)
+    norms = [m for name, m in model.named_modules()
+             if isinstance(m, _BatchNorm) and m.track_running_stats and (wanted is None or name in wanted)]
+    saved = [(m.training, m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    try:
+        with torch.no_grad():
+            for _ in range(steps):
+                run()
+    finally:
+        for m, (training, momentum) in zip(norms, saved):
+            m.train(training)
+            m.momentum = momentum
+    return len(norms)
+
+
+__all__ = ['reestimate_batchnorm']
