@@ -12,7 +12,7 @@ from typing import Any, Dict, Sequence
 from ..utils.tables import format_count, table
 from .feature_rank import FeatureRank, singular_value_cdf
 from .rank_study import LAYER_TITLES, RankStudyResult
-from ..deploy.treatments import TREATMENT_LABELS
+from ..deploy.treatments import DETECTOR_EXTRAS, TREATMENT_LABELS
 from .speed import BASELINE_BACKBONES, REFERENCE_NAME, TARGET_REFERENCE, StageTimer, Timing
 
 
@@ -68,7 +68,8 @@ def treatment_table(rows: Sequence[Timing], markdown: bool = False, reference: s
     target = next((r for r in rows if r.label == TARGET_REFERENCE), None) if detectors else None
     header = ['model', 'batch']
     for t in treatments:
-        header += [f'{TREATMENT_LABELS.get(t, t)}: ms', f'/ {reference} ({t})']
+        label = TREATMENT_LABELS.get(t, t) + (f', {DETECTOR_EXTRAS[t]}' if detectors and t in DETECTOR_EXTRAS else '')
+        header += [f'{label}: ms', f'/ {reference} ({t})']
     if detectors:
         header += [f'{t}: / {TARGET_REFERENCE}' for t in treatments]
     body = []

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from ..deploy.treatments import TREATMENTS, treat_backbone, treat_detector_backbone
+from ..deploy.treatments import TREATMENTS, treat_backbone, treat_detector
 from ..models.channels import out_channels
 from ..utils.build import (CONFIG_DIR, build_backbone, build_detector, calibration_image_size, fake_batch,
                            load_config)
@@ -363,7 +363,7 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
         template = Timing('detectors', name, 'eager', 1, padded, [], count_parameters(model), width=w,
                           notes=dict(image=f'{image_size[0]}x{image_size[1]}', padded=f'{padded[0]}x{padded[1]}'))
         for treatment in treatments:
-            treated = treat_detector_backbone(copy.deepcopy(model), treatment)
+            treated = treat_detector(copy.deepcopy(model), treatment)
             row = copy.deepcopy(template)
             row.mode = treatment
             if treatment != 'eager':

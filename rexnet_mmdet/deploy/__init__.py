@@ -1,5 +1,7 @@
 """Deployment helpers: the inference path (BN folding, channels-last, or the backbone in ONNX Runtime /
-OpenVINO), the same treatments for any model, the test-time hook and ONNX export."""
+OpenVINO; batched RoI Align), the same treatments for any model, the test-time hook and ONNX export."""
 from .fuse import BACKENDS, contiguous_roi_features, fold_batchnorm, fold_conv_bn, optimize_for_inference
+from .roi_align import BatchedRoIAlign, fast_roi_align
 
-__all__ = ['optimize_for_inference', 'fold_batchnorm', 'fold_conv_bn', 'contiguous_roi_features', 'BACKENDS']
+__all__ = ['optimize_for_inference', 'fold_batchnorm', 'fold_conv_bn', 'contiguous_roi_features', 'BACKENDS',
+           'BatchedRoIAlign', 'fast_roi_align']

@@ -13,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.blocks import SqueezeExcite
 from ..models.rexnet import ReXNet
+from .roi_align import BatchedRoIAlign, fast_roi_align
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> None:
@@ -75,12 +76,18 @@ def contiguous_roi_features(model: nn.Module) -> int:
     mmcv's RoIAlign (and RoIPool) kernels read their input's memory as NCHW whatever its strides:
     fed channels-last maps they sample the wrong values, silently. Channels-last features (from a
     channels-last backbone, through the neck and RPN) are therefore made contiguous on the way
-    into the RoI extractors only (a forward pre-hook). Returns how many extractors were hooked.
+    into the RoI extractors only (a forward pre-hook). Extractors whose layers are all
+    :class:`~rexnet_mmdet.deploy.roi_align.BatchedRoIAlign` (:func:`~rexnet_mmdet.deploy.roi_align.fast_roi_align`)
+    read any layout and are left alone. Returns how many extractors were hooked.
     """
     from mmdet.models.roi_heads.roi_extractors import BaseRoIExtractor
 
     hooked = 0
     for m in model.modules():
+        layers = getattr(m, 'roi_layers', None)
+        if isinstance(layers, nn.ModuleList) and len(layers) and \
+                all(isinstance(layer, BatchedRoIAlign) for layer in layers):
+            continue  # reads any layout itself
         if isinstance(m, BaseRoIExtractor) and not getattr(m, '_contiguous_feats_hook', False):
             m.register_forward_pre_hook(_contiguous_feats)
             m._contiguous_feats_hook = True
@@ -97,14 +104,15 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend
 
     Puts the model in eval mode, folds the backbones' BatchNorms into their convs and, with
     ``channels_last``, stores their weights and runs their layers in channels-last layout (their
-    outputs come back in that layout; later layers accept it). The model computes the same
-    function; it can no longer be trained (rebuild it for that).
+    outputs come back in that layout; later layers accept it). A detector's RoI Align layers are
+    replaced by :class:`~rexnet_mmdet.deploy.roi_align.BatchedRoIAlign` (mmcv's numbers, batched
+    and multi-threaded on CPU; :func:`~rexnet_mmdet.deploy.roi_align.fast_roi_align`). The model
+    computes the same function; it can no longer be trained (rebuild it for that).
 
     ``backend='openvino'`` or ``'onnxruntime'`` (CPU; ``pip install openvino`` / ``onnxruntime``)
     then exports the folded backbone to ONNX (dynamic batch and image size) and runs it in that
     runtime, the neck and heads staying in PyTorch; outputs agree with PyTorch's to float32
-    rounding. On a CPU this is the fastest path for ReXNet (its depthwise and SE layers and
-    activations are fused into the convs; see the README's speed section).
+    rounding; with ``channels_last`` its outputs are handed to the neck channels-last.
 
     Works in place and returns ``model``; for a bare backbone and a runtime ``backend`` the
     returned module replaces it (use the return value).
@@ -115,22 +123,24 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend
     if not backbones:
         raise ValueError(f'optimize_for_inference found no ReXNet backbone in {type(model).__name__}')
     model.eval()
-    # ONNX has no memory layout: a runtime picks its own, so the export starts from NCHW.
-    channels_last = channels_last and backend == 'torch'
+    # ONNX has no memory layout: a runtime picks its own, so the export starts from NCHW (and the
+    # runtime's outputs are made channels-last afterwards).
+    in_torch = channels_last and backend == 'torch'
     for backbone in backbones:
         fold_batchnorm(backbone)
-        if channels_last:
+        if in_torch:
             backbone.to(memory_format=torch.channels_last)
-        backbone.set_inference_mode(channels_last=channels_last)
+        backbone.set_inference_mode(channels_last=in_torch)
+    fast_roi_align(model)
     if channels_last:
         contiguous_roi_features(model)
     if backend == 'torch':
         return model
     from .runtime_backbone import runtime_backbone
     if isinstance(model, ReXNet):
-        return runtime_backbone(model, backend)
+        return runtime_backbone(model, backend, channels_last=channels_last)
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, ReXNet):
-                setattr(parent, name, runtime_backbone(child, backend))
+                setattr(parent, name, runtime_backbone(child, backend, channels_last=channels_last))
     return model

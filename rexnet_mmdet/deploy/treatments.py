@@ -8,7 +8,9 @@ same: :func:`fuse_and_channels_last` does it with mmcv's own ``fuse_conv_bn``.
 ``TREATMENTS`` names the columns the benchmarks print: ``'eager'`` (the model as built, eval
 mode), ``'fused+cl'`` (BatchNorm folded, channels-last backbone) and the runtime levers
 ``'fused+onnxruntime'`` / ``'fused+openvino'`` (BatchNorm folded, the backbone exported to ONNX and
-run by that runtime), each given to every model alike.
+run by that runtime), each given to every model alike. In a detector (:func:`treat_detector`),
+every treatment but ``'eager'`` also batches the RoI Align layers, as ``optimize_for_inference``
+does: the part of the inference path that is not the backbone's is then the same for all.
 """
 from typing import Callable, Dict
 
@@ -17,6 +19,7 @@ import torch.nn as nn
 
 from ..models.rexnet import ReXNet
 from .fuse import contiguous_roi_features, optimize_for_inference
+from .roi_align import fast_roi_align
 from .runtime_backbone import runtime_backbone
 
 
@@ -55,9 +58,10 @@ def fuse_and_channels_last(module: nn.Module) -> nn.Module:
 
 def in_runtime(backend: str) -> Callable[[nn.Module], nn.Module]:
     """A treatment: BatchNorm folded, then the backbone exported to ONNX and run by ``backend``
-    (``'onnxruntime'`` or ``'openvino'``; see ``runtime_backbone.RuntimeBackbone``)."""
+    (``'onnxruntime'`` or ``'openvino'``; see ``runtime_backbone.RuntimeBackbone``), its outputs
+    handed on channels-last as a ``'fused+cl'`` backbone's are."""
     def treat(module: nn.Module) -> nn.Module:
-        return runtime_backbone(fuse_batchnorm(module, channels_last=False), backend)
+        return runtime_backbone(fuse_batchnorm(module, channels_last=False), backend, channels_last=True)
     return treat
 
 
@@ -69,15 +73,17 @@ def treat_backbone(backbone: nn.Module, treatment: str) -> nn.Module:
     return TREATMENTS[treatment](backbone)
 
 
-def treat_detector_backbone(detector: nn.Module, treatment: str) -> nn.Module:
-    """Apply ``treatment`` to ``detector.backbone``, in place.
-
-    Only the backbone is treated, as ``optimize_for_inference`` treats only ReXNet backbones: the
-    neck and heads, shared by the detectors compared, stay as built. Returns the detector in eval mode.
+def treat_detector(detector: nn.Module, treatment: str) -> nn.Module:
+    """Apply ``treatment`` to ``detector``, in place, as ``optimize_for_inference`` treats a ReXNet
+    detector: the backbone as :func:`treat_backbone` says and, for every treatment but ``'eager'``,
+    the RoI Align layers batched (:func:`~rexnet_mmdet.deploy.roi_align.fast_roi_align`). The neck
+    and heads are otherwise as built. Returns the detector in eval mode.
     """
     detector.eval()
     detector.backbone = treat_backbone(detector.backbone, treatment)
-    contiguous_roi_features(detector)  # channels-last maps reach the RoI heads otherwise
+    if treatment != 'eager':
+        fast_roi_align(detector)
+    contiguous_roi_features(detector)  # channels-last maps would reach mmcv's RoI layers otherwise
     return detector
 
 
@@ -98,6 +104,14 @@ TREATMENTS: Dict[str, Callable[[nn.Module], nn.Module]] = {
 TREATMENT_LABELS: Dict[str, str] = {
     'eager': 'eager (as built)',
     'fused+cl': 'fused BN + channels-last',
-    'fused+onnxruntime': 'fused BN, backbone in ONNX Runtime',
-    'fused+openvino': 'fused BN, backbone in OpenVINO',
+    'fused+onnxruntime': 'fused BN, backbone in ONNX Runtime, channels-last outputs',
+    'fused+openvino': 'fused BN, backbone in OpenVINO, channels-last outputs',
+}
+
+#: What a detector gets on top of its backbone's treatment (:func:`treat_detector`).
+DETECTOR_EXTRAS: Dict[str, str] = {
+    'eager': "mmcv's RoI Align",
+    'fused+cl': 'batched RoI Align',
+    'fused+onnxruntime': 'batched RoI Align',
+    'fused+openvino': 'batched RoI Align',
 }

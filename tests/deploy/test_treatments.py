@@ -7,7 +7,8 @@ import torch
 
 import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.deploy import optimize_for_inference
-from rexnet_mmdet.deploy.treatments import TREATMENTS, treat_backbone, treat_detector_backbone
+from rexnet_mmdet.deploy.roi_align import BatchedRoIAlign
+from rexnet_mmdet.deploy.treatments import TREATMENTS, treat_backbone, treat_detector
 from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
 
@@ -62,6 +63,8 @@ def test_every_treatment_matches_eager(treatment, cfg):
     for a, b in zip(ref, out):
         assert a.shape == b.shape
         assert (a - b).abs().max().item() <= 1e-4 * max(1.0, a.abs().max().item())
+        # Every treatment but eager hands the neck channels-last maps (the runtimes' outputs too).
+        assert b.is_contiguous(memory_format=torch.channels_last) and not b.is_contiguous()
     # Dynamic image size: another shape through the same treated model.
     with torch.no_grad():
         y = torch.randn(1, 3, 64, 96)
@@ -81,6 +84,7 @@ def test_optimized_detector_predicts_what_eager_predicts(backend):
     cfg.model.test_cfg.rcnn.score_thr = 0.0
     model = _build(cfg.model)
     fast = optimize_for_inference(copy.deepcopy(model), backend=backend)
+    assert all(isinstance(layer, BatchedRoIAlign) for layer in fast.roi_head.bbox_roi_extractor.roi_layers)
     ref, out = _predict_both(model, fast, (160, 224), seed=1)
     assert len(ref) > 0 and len(out) == len(ref)
     _assert_same_detections(ref, out)
@@ -114,7 +118,7 @@ def test_fused_channels_last_resnet_detector_keeps_its_roi_features_right():
     cfg.model.neck.in_channels = [64, 128, 256, 512]
     cfg.model.test_cfg.rcnn.score_thr = 0.0
     model = _build(cfg.model)
-    fast = treat_detector_backbone(copy.deepcopy(model), 'fused+cl')
+    fast = treat_detector(copy.deepcopy(model), 'fused+cl')
     ref, out = _predict_both(model, fast, (128, 160), seed=2)
     assert len(ref) > 0 and len(out) == len(ref)
     torch.testing.assert_close(out.scores, ref.scores, atol=1e-4, rtol=1e-3)
