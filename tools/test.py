@@ -6,8 +6,9 @@
                          [--backend {torch,onnxruntime,openvino}]
 
 The model is evaluated on the inference path (rexnet_mmdet.deploy.optimize_for_inference: BatchNorm
-folded into the convs, backbone channels-last), applied after the checkpoint is loaded; it computes
-what the model as built computes, faster. --no-optimize evaluates the model as built.
+folded into the convs, backbone channels-last, batched RoI Align), applied after the checkpoint is
+loaded; it computes what the model as built computes, faster. --no-optimize evaluates the model as
+built; --backend openvino runs the backbone in OpenVINO (the fastest CPU path for ReXNet).
 
 Evaluation is pycocotools' COCOeval through mmdet's CocoMetric; the 12 standard numbers
 are printed as a table. Several GPUs: tools/dist_test.sh.

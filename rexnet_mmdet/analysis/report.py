@@ -7,6 +7,7 @@ nothing here changes the process's matplotlib backend.
 import math
 import os
 import os.path as osp
+import textwrap
 from typing import Any, Dict, Sequence
 
 from ..utils.tables import format_count, table
@@ -131,16 +132,18 @@ def plot_timings(backbones: Sequence[Timing], detectors: Sequence[Timing], path:
             ax.barh(range(len(detectors)), values, left=left, label=st)
             left = [a + b for a, b in zip(left, values)]
         for i, r in enumerate(detectors):
-            ratio = r.ratios.get(REFERENCE_NAME)
+            # The ratio to the reference detector under the same treatment (label "ResNet-50 (mode)").
+            same = f'{REFERENCE_NAME} ({r.mode})' if f'{REFERENCE_NAME} ({r.mode})' in r.ratios else REFERENCE_NAME
+            ratio = r.ratios.get(same)
             if ratio is not None:
-                ax.text(left[i], i, f' {ratio:.2f}x', va='center')
+                ax.text(left[i], i, f' {ratio:.2f}x', va='center', fontsize=8)
         ax.set_yticks(range(len(detectors)), [r.label for r in detectors])
         ax.invert_yaxis()
         ax.set_xlabel('median ms per image (stages: medians)')
         ax.set_title(f'Faster R-CNN + FPN predict, {detectors[0].input[0]}x{detectors[0].input[1]}')
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc='lower right')
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(textwrap.fill(title, width=int(fig.get_figwidth() * 14)), fontsize=9)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -14,6 +14,7 @@ from mmdet.registry import HOOKS
 
 from ..models.rexnet import ReXNet
 from .fuse import optimize_for_inference
+from .roi_align import BatchedRoIAlign
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -50,7 +51,8 @@ class InferencePathHook(Hook):
             return
         optimize_for_inference(model, channels_last=self.channels_last, backend=self.backend)
         self.applied = True
+        roi = ', batched RoI Align' if any(isinstance(m, BatchedRoIAlign) for m in model.modules()) else ''
         where = (', backbone channels-last' if self.channels_last else '') if self.backend == 'torch' else \
             f', backbone run by {self.backend}'
         runner.logger.info('inference path: optimize_for_inference applied after loading the checkpoint '
-                           f'(BatchNorm folded into convs{where}); --no-optimize evaluates the model as built')
+                           f'(BatchNorm folded into convs{where}{roi}); --no-optimize evaluates the model as built')
