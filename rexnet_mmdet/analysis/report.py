@@ -88,6 +88,17 @@ def treatment_table(rows: Sequence[Timing], markdown: bool = False, reference: s
     return table(header, body, markdown)
 
 
+def roi_align_table(rows: Sequence[Timing], markdown: bool = False) -> str:
+    """The RoI Align timings (:func:`~rexnet_mmdet.analysis.speed.benchmark_roi_align`): one line per layer
+    and map layout, the ratio to the first (mmcv's) and the largest difference to its output."""
+    first = rows[0].label if rows else ''
+    header = ['RoI Align', 'maps', 'RoIs', 'channels', 'median ms', 'min ms', 'IQR/median', f'/ {first}',
+              'max |diff|']
+    body = [[r.name, r.mode, r.notes['rois'], r.notes['channels'], _ms(r.median), _ms(r.minimum), f'{r.spread:.2f}',
+             f'{r.ratios[first]:.2f}x' if first in r.ratios else '-', f'{r.notes["max_abs_diff"]:.1e}'] for r in rows]
+    return table(header, body, markdown)
+
+
 def stage_table(rows: Sequence[Timing], markdown: bool = False) -> str:
     """Median milliseconds per stage of each detector (see :class:`StageTimer`)."""
     stages = [st for st, _, _ in StageTimer.STAGES if any(st in r.notes.get('stages_ms', {}) for r in rows)]

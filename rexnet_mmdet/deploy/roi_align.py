@@ -5,40 +5,42 @@ map as NCHW: in a Faster R-CNN + FPN at 1216x800 it takes about a quarter of ``p
 2-core CPU, the same for every backbone. It also misreads channels-last maps (it assumes NCHW
 strides), which is what a channels-last neck hands it.
 
-Bilinear RoI Align is separable. For one RoI, the average over a bin's sample points of the
-bilinearly interpolated feature is ``sum_k sum_l Ay[i, k] * F[y0 + k, x0 + l, :] * Ax[j, l]``, where
-``Ay`` (pooled rows x window rows) holds each row's bilinear weight summed over the bin's sample
-rows (divided by their count) and ``Ax`` the same for columns; mmcv's rule that a sample outside
-``[-1, H] x [-1, W]`` counts zero is a product of a row and a column rule too. So each RoI's output
-is two small matrix products with the window of the map it covers: the windows are gathered from
-the map in NHWC order (each position's channels contiguous), a chunk of RoIs at a time, and the
-products run batched. The arithmetic differs from mmcv's only in summation order (outputs agree to
-float32 rounding: ``tests/deploy/test_roi_align.py``).
+Each output bin is a weighted sum of the map positions its sample points interpolate from. The
+bilinear weights factor into a row part and a column part, and so does mmcv's rule that a sample
+outside ``[-1, H] x [-1, W]`` counts zero: summed over the bin's sample rows (divided by their
+count) they give each row of a small band its weight, and likewise for columns. A bin is then the
+sum, over the band's rows x columns, of row weight x column weight x the map's channel vector at
+that position. All bins of all RoIs run as one ``embedding_bag`` (sum mode, per-position
+weights) over the map viewed as one row of channels per position (NHWC: contiguous, no copy for a
+channels-last map): a multithreaded kernel that reads each position's channels as one vector.
+RoIs are grouped by their sample grid, so that the bands of a group pad little. The arithmetic
+differs from mmcv's only in summation order (outputs agree to float32 rounding:
+``tests/deploy/test_roi_align.py``).
 
 :func:`fast_roi_align` swaps the layer into every RoI extractor of a detector; it keeps mmcv's
-layer for what it does not cover (max pooling, gradients, other devices).
+layer for what it does not cover (max pooling, gradients, other devices and dtypes).
 """
 from typing import Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-#: Upper bound on the floats of gathered windows held at once (a chunk of RoIs).
-CHUNK_FLOATS = 1 << 21
+#: Upper bound on the (position, weight) pairs built at once (a chunk of RoIs).
+CHUNK_PAIRS = 1 << 22
 
 
-def _axis_windows(start: torch.Tensor, length: torch.Tensor, pooled: int, size: int,
-                  grid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                               torch.Tensor, torch.Tensor]:
-    """Sample rows (or columns) of every RoI along one axis, as mmcv computes them.
+def _axis_samples(start: torch.Tensor, length: torch.Tensor, pooled: int, size: int,
+                  grid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sample rows (or columns) of every RoI along one axis, as mmcv computes them.
 
     Args:
         start, length: ``[R]`` the RoIs' start and extent on this axis, in feature-map units.
         pooled: output bins on this axis; ``size``: the map's extent; ``grid``: ``[R]`` samples per bin.
 
-    Returns ``(low, high, w_low, w_high, first)``: ``[R, pooled, G]`` the two rows each sample
+    Returns ``(low, high, w_low, w_high)``, each ``[R, pooled, G]``: the two rows each sample
     interpolates between and their weights (zero for a sample outside the map or past the RoI's
-    grid, divided by the grid), and ``[R]`` the first row any sample of the RoI touches.
+    grid, divided by the grid).
     """
     dtype = start.dtype
     g_max = max(int(grid.max()), 1)
@@ -57,21 +59,23 @@ def _axis_windows(start: torch.Tensor, length: torch.Tensor, pooled: int, size: 
     pos = torch.where(edge, low.to(dtype), pos)
     frac = pos - low.to(dtype)
     keep = valid.to(dtype) / grid_f
-    w_low, w_high = (1.0 - frac) * keep, frac * keep
+    return low, high, (1.0 - frac) * keep, frac * keep
+
+
+def _bands(low, high, w_low, w_high) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per RoI and bin, the first row its samples touch (``[R, pooled]``) and the weights of rows
+    ``first .. first + B - 1`` (``[R, pooled, B]``, B the widest band)."""
     far = torch.iinfo(low.dtype).max
-    first = torch.where(valid, low, torch.full_like(low, far)).flatten(1).amin(1)
+    valid = (w_low + w_high) > 0
+    first = torch.where(valid, low, torch.full_like(low, far)).amin(2)
     first = torch.where(first == far, torch.zeros_like(first), first)
-    return low, high, w_low, w_high, first
-
-
-def _axis_matrix(low, high, w_low, w_high, first, window: int) -> torch.Tensor:
-    """``[R, pooled, window]``: each bin's summed sample weight on rows ``first .. first + window - 1``."""
-    r, pooled, _ = low.shape
-    mat = w_low.new_zeros(r, pooled, window)
-    shift = first.view(-1, 1, 1)
-    mat.scatter_add_(2, (low - shift).clamp(0, window - 1), w_low)
-    mat.scatter_add_(2, (high - shift).clamp(0, window - 1), w_high)
-    return mat
+    last = torch.where(valid, high, torch.full_like(high, -1)).amax(2)
+    band = max(int((last - first + 1).max()), 1)
+    weights = w_low.new_zeros(*low.shape[:2], band)
+    shift = first.unsqueeze(2)
+    weights.scatter_add_(2, (low - shift).clamp(0, band - 1), w_low)
+    weights.scatter_add_(2, (high - shift).clamp(0, band - 1), w_high)
+    return first, weights
 
 
 def roi_align_avg(feats: torch.Tensor, rois: torch.Tensor, output_size: Tuple[int, int],
@@ -93,9 +97,8 @@ def roi_align_avg(feats: torch.Tensor, rois: torch.Tensor, output_size: Tuple[in
     out = feats.new_zeros(r, ph, pw, c)
     if r == 0 or c == 0:
         return out.permute(0, 3, 1, 2).contiguous()
-    dtype = feats.dtype
-    flat = feats.permute(0, 2, 3, 1).contiguous().view(n * h * w, c)  # no copy when channels-last
-    rois = rois.to(dtype)
+    table = feats.permute(0, 2, 3, 1).contiguous().view(n * h * w, c)  # no copy when channels-last
+    rois = rois.to(feats.dtype)
     offset = 0.5 if aligned else 0.0
     x1, y1, x2, y2 = (rois[:, k] * spatial_scale - offset for k in range(1, 5))
     rw, rh = x2 - x1, y2 - y1
@@ -108,33 +111,29 @@ def roi_align_avg(feats: torch.Tensor, rois: torch.Tensor, output_size: Tuple[in
         gy = gx = torch.full((r,), int(sampling_ratio), dtype=torch.long)
     else:
         gy, gx = torch.ceil(rh / ph).long(), torch.ceil(rw / pw).long()
-    ys = _axis_windows(y1, rh, ph, h, gy)
-    xs = _axis_windows(x1, rw, pw, w, gx)
-    # Window extents: the rows (columns) a RoI's samples touch.
-    span_y = (ys[1].flatten(1).amax(1) - ys[4] + 1).clamp(min=1)
-    span_x = (xs[1].flatten(1).amax(1) - xs[4] + 1).clamp(min=1)
     batch = rois[:, 0].long()
-    order = torch.argsort(span_y * span_x)
-    sizes_y, sizes_x = span_y[order].tolist(), span_x[order].tolist()
+    # RoIs with the same sample grid have bands of about the same width: one group each.
+    key = gy * (int(gx.max()) + 1) + gx
+    order = torch.argsort(key)
+    groups = torch.unique_consecutive(key[order], return_counts=True)[1].tolist()
     start = 0
-    while start < r:
-        # As many RoIs (of similar window size, by the sort) as fit CHUNK_FLOATS.
-        stop, ky, kx = start + 1, sizes_y[start], sizes_x[start]
-        while stop < r:
-            ky2, kx2 = max(ky, sizes_y[stop]), max(kx, sizes_x[stop])
-            if (stop - start + 1) * ky2 * kx2 * c > CHUNK_FLOATS:
-                break
-            ky, kx, stop = ky2, kx2, stop + 1
-        idx = order[start:stop]
-        ay = _axis_matrix(*(t[idx] for t in ys), ky)
-        ax = _axis_matrix(*(t[idx] for t in xs), kx)
-        rows = (ys[4][idx].view(-1, 1) + torch.arange(ky)).clamp(max=h - 1)
-        cols = (xs[4][idx].view(-1, 1) + torch.arange(kx)).clamp(max=w - 1)
-        where = (batch[idx].view(-1, 1, 1) * h + rows.view(-1, ky, 1)) * w + cols.view(-1, 1, kx)
-        windows = flat.index_select(0, where.flatten()).view(-1, ky, kx * c)
-        part = torch.bmm(ay, windows).view(-1, ph, kx, c)          # rows pooled
-        out[idx] = torch.einsum("rjl,rilc->rijc", ax, part)          # columns pooled: [r, ph, pw, c]
-        start = stop
+    for count in groups:
+        group = order[start:start + count]
+        start += count
+        first_y, weight_y = _bands(*_axis_samples(y1[group], rh[group], ph, h, gy[group]))
+        first_x, weight_x = _bands(*_axis_samples(x1[group], rw[group], pw, w, gx[group]))
+        by, bx = weight_y.shape[2], weight_x.shape[2]
+        rows = (first_y.unsqueeze(2) + torch.arange(by)).clamp(max=h - 1)       # [g, ph, by]
+        cols = (first_x.unsqueeze(2) + torch.arange(bx)).clamp(max=w - 1)       # [g, pw, bx]
+        step = max(1, CHUNK_PAIRS // (ph * pw * by * bx))
+        for k in range(0, count, step):
+            part = slice(k, k + step)
+            where = ((batch[group[part]].view(-1, 1, 1, 1, 1) * h + rows[part].view(-1, ph, 1, by, 1)) * w
+                     + cols[part].view(-1, 1, pw, 1, bx))
+            weight = weight_y[part].view(-1, ph, 1, by, 1) * weight_x[part].view(-1, 1, pw, 1, bx)
+            pooled = F.embedding_bag(where.reshape(-1, by * bx), table,
+                                     per_sample_weights=weight.reshape(-1, by * bx), mode='sum')
+            out[group[part]] = pooled.view(-1, ph, pw, c)
     return out.permute(0, 3, 1, 2).contiguous()
 
 

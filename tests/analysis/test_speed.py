@@ -105,3 +105,23 @@ def test_benchmark_tool_end_to_end(tmp_path, capsys, load_tool):
     assert '| fused BN + channels-last: ms |' in text and '| eager (as built): ms |' in text
     assert 'ReXNet x0.9 (fused+cl): ' in text and 'the ResNet-50 (fused+cl) time; target <= 0.7x' in text
     assert open(tmp_path / 'speed.png', 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
+
+
+def test_roi_align_benchmark(tmp_path, capsys, load_tool):
+    """--part roi_align times mmcv's layer and the batched one (both layouts) on the same RoIs and
+    reports that they compute the same features."""
+    out = str(tmp_path / 'roi.json')
+    code = load_tool('analysis_tools/benchmark.py').main(
+        ['--part', 'roi_align', '--threads', '1', '--det-size', '200', '120', '--repeats', '2', '--warmup', '0',
+         '--json', out])
+    text = capsys.readouterr().out
+    assert code == 0 and 'max |diff|' in text
+    rows = json.load(open(out))['results']['roi_align']
+    assert [(r['name'], r['mode']) for r in rows] == [('mmcv RoIAlign', 'NCHW maps'),
+                                                       ('batched RoI Align', 'NCHW maps'),
+                                                       ('batched RoI Align', 'channels-last maps')]
+    for r in rows:
+        assert r['input'] == [224, 128] and len(r['times_ms']) == 2 and r['notes']['max_abs_diff'] <= 1e-4
+    assert set(rows[1]['ratios']) == {'mmcv RoIAlign (NCHW maps)'}
+    with pytest.raises(SystemExit):
+        load_tool('analysis_tools/benchmark.py').main(['--part', 'roi_align', '--device', 'cuda'])

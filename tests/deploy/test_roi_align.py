@@ -7,21 +7,14 @@ import torch
 from mmcv.ops import RoIAlign
 
 import rexnet_mmdet  # noqa: F401
+from rexnet_mmdet.analysis.speed import random_rois
 from rexnet_mmdet.deploy import roi_align as batched
 from rexnet_mmdet.deploy.roi_align import BatchedRoIAlign, fast_roi_align, roi_align_avg
+from detections import assert_same_detections  # tests/helpers/, registered by conftest.py
 
 
 def _rois(n, width, height, smallest, largest, images=1, seed=0):
-    """``n`` RoIs ``(b, x1, y1, x2, y2)`` of sizes between ``smallest`` and ``largest`` pixels,
-    centred anywhere in the image (so some reach past its edges), aspect ratios 1:3 to 3:1."""
-    g = torch.Generator().manual_seed(seed)
-    cx, cy = torch.rand(n, generator=g) * width, torch.rand(n, generator=g) * height
-    side = torch.exp(torch.empty(n).uniform_(float(torch.tensor(smallest).log()),
-                                             float(torch.tensor(largest).log()), generator=g))
-    ratio = torch.exp(torch.empty(n).uniform_(-1.1, 1.1, generator=g))
-    w, h = side * ratio.sqrt(), side / ratio.sqrt()
-    b = torch.randint(0, images, (n,), generator=g).float()
-    return torch.stack([b, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+    return random_rois(n, width, height, smallest, largest, images, torch.Generator().manual_seed(seed))
 
 
 # Hand-picked RoIs: a point, a line, one wholly outside the map, one covering more than the map,
@@ -35,7 +28,7 @@ SPECIAL = torch.tensor([[0, 10., 10., 10., 10.], [0, 3., 5., 3., 40.], [0, 500.,
 @pytest.mark.parametrize('sampling_ratio', [0, 2])
 @pytest.mark.parametrize('output_size,stride', [(7, 4), (7, 16), (14, 8)])
 def test_matches_mmcv(output_size, stride, sampling_ratio, aligned, channels_last, monkeypatch):
-    monkeypatch.setattr(batched, 'CHUNK_FLOATS', 1 << 14)  # many chunks, of mixed window sizes
+    monkeypatch.setattr(batched, 'CHUNK_PAIRS', 1 << 12)  # several chunks in a group of RoIs
     width, height = 128, 96
     feats = torch.randn(2, 32, height // stride, width // stride, generator=torch.Generator().manual_seed(1))
     rois = torch.cat([_rois(60, width, height, 2, 160, images=2), SPECIAL])
@@ -104,9 +97,10 @@ def test_detector_keeps_its_boxes_and_masks():
         ref = model.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
         out = fast.predict(x, [DetDataSample(metainfo=meta)])[0].pred_instances
     assert len(ref) > 0 and len(out) == len(ref)
-    torch.testing.assert_close(out.bboxes, ref.bboxes, atol=1e-3, rtol=1e-4)
-    torch.testing.assert_close(out.scores, ref.scores, atol=1e-5, rtol=1e-4)
-    assert (out.masks != ref.masks).float().mean() < 1e-3
+    pairs = assert_same_detections(ref, out, score_tol=1e-5)
+    assert len(pairs) >= len(ref) - 2
+    i, j = map(list, zip(*pairs))
+    assert (out.masks[j] != ref.masks[i]).float().mean() < 1e-3
 
 
 @pytest.mark.parametrize('aligned', [True, False])

@@ -9,6 +9,7 @@ import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.deploy import optimize_for_inference
 from rexnet_mmdet.deploy.roi_align import BatchedRoIAlign
 from rexnet_mmdet.deploy.treatments import TREATMENTS, treat_backbone, treat_detector
+from detections import assert_same_detections  # tests/helpers/, registered by conftest.py
 from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
 
@@ -87,26 +88,7 @@ def test_optimized_detector_predicts_what_eager_predicts(backend):
     assert all(isinstance(layer, BatchedRoIAlign) for layer in fast.roi_head.bbox_roi_extractor.roi_layers)
     ref, out = _predict_both(model, fast, (160, 224), seed=1)
     assert len(ref) > 0 and len(out) == len(ref)
-    _assert_same_detections(ref, out)
-
-
-def _assert_same_detections(ref, out, score_tol: float = 1e-3) -> None:
-    """Every detection of ``ref`` has one in ``out`` with the same label, IoU >= 0.99 and a score within
-    ``score_tol``, order aside (float rounding may swap near-equal scores). Only detections whose score
-    ties the last one kept (the per-image cap decides between them) may be missing."""
-    from mmdet.structures.bbox import bbox_overlaps
-    iou = bbox_overlaps(ref.bboxes, out.bboxes)
-    close = (iou >= 0.99) & (ref.labels[:, None] == out.labels[None, :]) & \
-        ((ref.scores[:, None] - out.scores[None, :]).abs() <= score_tol)
-    taken = torch.zeros(len(out), dtype=torch.bool)
-    cut = float(ref.scores.min())
-    for i in range(len(ref)):
-        free = close[i] & ~taken
-        if free.any():
-            taken[int(free.nonzero()[0])] = True
-        else:
-            assert float(ref.scores[i]) <= cut + score_tol, \
-                f'detection {i} (score {float(ref.scores[i]):.4f}, box {ref.bboxes[i].tolist()}) has no match'
+    assert_same_detections(ref, out)
 
 
 def test_fused_channels_last_resnet_detector_keeps_its_roi_features_right():

@@ -10,6 +10,7 @@ Examples:
     python tools/analysis_tools/benchmark.py                         # backbones + detectors (a few minutes)
     python tools/analysis_tools/benchmark.py --part backbones --batches 1 --repeats 50
     python tools/analysis_tools/benchmark.py --part detectors --repeats 9 --markdown --json work_dirs/speed.json
+    python tools/analysis_tools/benchmark.py --part roi_align        # mmcv's RoI Align against the batched one
     python tools/analysis_tools/benchmark.py --part memory           # Faster R-CNN x2.2 training step, with_cp on/off
     python tools/analysis_tools/benchmark.py --device cuda --part all
 """
@@ -25,9 +26,9 @@ import torch
 from rexnet_mmdet.analysis import memory, report, speed
 from rexnet_mmdet.utils import timing
 from rexnet_mmdet.utils.build import CONFIG_DIR
-from rexnet_mmdet.utils.cli import tool_main
+from rexnet_mmdet.utils.cli import fail, tool_main
 
-PARTS = ('backbones', 'detectors', 'memory', 'speed', 'all')
+PARTS = ('backbones', 'detectors', 'roi_align', 'memory', 'speed', 'all')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,8 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         epilog='Timings are medians over the timed calls; ratios are between medians of the same run. '
                'The machine should be otherwise idle: the load average is printed before and after.')
     parser.add_argument('--part', choices=PARTS, default='speed',
-                        help='what to measure: backbones, detectors, memory; speed = backbones + detectors; '
-                             'all = the three (default: speed)')
+                        help='what to measure: backbones, detectors, roi_align (mmcv\'s RoI Align against the '
+                             'batched one, as in a Faster R-CNN at --det-size), memory; speed = backbones + '
+                             'detectors; all = the four (default: speed)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: the usable CPU cores)')
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
         print(warning)
     optimize = not args.no_optimized
     treatments = args.treatments or (speed.DEFAULT_TREATMENTS if optimize else ('eager',))
-    parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'memory')}.get(
+    parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'roi_align', 'memory')}.get(
         args.part, (args.part,))
     record = dict(machine=machine, settings=vars(args), results={})
     started = time.time()
@@ -161,6 +163,17 @@ def main(argv=None) -> int:
         for line in speed.target_verdicts(rows):
             print(line)
         record['results']['detectors'] = [r.to_dict() for r in rows]
+
+    if args.part == 'roi_align' and args.device != 'cpu':
+        fail('--part roi_align times the CPU layers (on a GPU both run mmcv\'s kernel); use --device cpu')
+    if 'roi_align' in parts and args.device == 'cpu':
+        size = (args.det_size[0] + (-args.det_size[0]) % 32, args.det_size[1] + (-args.det_size[1]) % 32)
+        rows = speed.benchmark_roi_align(image_size=size, repeats=args.repeats or 20,
+                                         warmup=3 if args.warmup is None else args.warmup, log=log)
+        print(f'\nRoI feature extraction as in a Faster R-CNN + FPN (mmdet SingleRoIExtractor, 7x7, adaptive '
+              f'sampling) at {size[0]}x{size[1]}: random maps and RoIs; median of the timed calls')
+        print(report.roi_align_table(rows, args.markdown))
+        record['results']['roi_align'] = [r.to_dict() for r in rows]
 
     if 'memory' in parts:
         results = []
