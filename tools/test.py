@@ -7,8 +7,9 @@
 
 The model is evaluated on the inference path (rexnet_mmdet.deploy.optimize_for_inference: BatchNorm
 folded into the convs, backbone channels-last, batched RoI Align), applied after the checkpoint is
-loaded; it computes what the model as built computes, faster. --no-optimize evaluates the model as
-built; --backend openvino runs the backbone in OpenVINO (the fastest CPU path for ReXNet).
+loaded; it computes what the model as built computes, faster. The process keeps freed memory for reuse
+(rexnet_mmdet.deploy.keep_freed_memory). --no-optimize evaluates the model as built, with the C
+library's malloc; --backend openvino runs the backbone in OpenVINO (the fastest CPU path for ReXNet).
 
 Evaluation is pycocotools' COCOeval through mmdet's CocoMetric; the 12 standard numbers
 are printed as a table. Several GPUs: tools/dist_test.sh.
@@ -17,6 +18,8 @@ import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
+from rexnet_mmdet.deploy import cpu_memory
+from rexnet_mmdet.deploy.cpu_memory import keep_freed_memory
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
 from rexnet_mmdet.engine import CheckpointError, DatasetCheckError, check_run_data, prepare_checkpoints
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
@@ -82,10 +85,12 @@ def main(argv=None) -> dict:
         if not args.no_optimize:
             # A hook, because Runner.test() loads the checkpoint itself, after this point.
             runner.register_hook(InferencePathHook(backend=args.backend))
+            keep_freed_memory()
         if is_main_process():
             print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
                                                'on (optimize_for_inference after loading the checkpoint; '
-                                               '--no-optimize turns it off)'), flush=True)
+                                               f'{cpu_memory.describe()}; --no-optimize turns both off)'),
+                  flush=True)
         metrics = runner.test()
     except CheckpointError as e:
         fail(str(e))

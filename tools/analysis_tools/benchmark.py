@@ -24,6 +24,8 @@ import time
 import torch
 
 from rexnet_mmdet.analysis import memory, report, speed
+from rexnet_mmdet.deploy import cpu_memory
+from rexnet_mmdet.deploy.cpu_memory import keep_freed_memory
 from rexnet_mmdet.utils import timing
 from rexnet_mmdet.utils.build import CONFIG_DIR
 from rexnet_mmdet.utils.cli import fail, tool_main
@@ -84,6 +86,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='unmeasured training steps before the measured one (default: 1)')
     parser.add_argument('--markdown', action='store_true', help='print markdown tables')
     parser.add_argument('--json', metavar='OUT', help='also write every timing and setting to this JSON file')
+    parser.add_argument('--system-malloc', action='store_true',
+                        help='leave the C library\'s malloc as it is; by default the tool keeps freed memory for '
+                             'reuse (rexnet_mmdet.deploy.keep_freed_memory), for every model alike, as the '
+                             'inference tools do')
     parser.add_argument('--plot', metavar='PNG', help='also draw the timings (backbones, detector stages) to this PNG')
     args = parser.parse_args(argv)
     for name in ('repeats', 'threads', 'block'):
@@ -110,8 +116,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     timing.check_device(args.device)
     torch.set_num_threads(args.threads or timing.usable_cores())
+    if not args.system_malloc:
+        keep_freed_memory()
     machine = timing.machine_info(args.device)
+    machine['malloc'] = cpu_memory.describe()
     print(timing.format_machine(machine))
+    print(machine['malloc'] + ' (the same for every model: it is the process\'s)')
     warning = timing.busy_warning(torch.get_num_threads()) if args.device == 'cpu' and args.part != 'memory' else None
     if warning:
         print(warning)
