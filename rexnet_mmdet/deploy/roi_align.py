@@ -103,8 +103,8 @@ def roi_align_avg(feats: torch.Tensor, rois: torch.Tensor, output_size: Tuple[in
     x1, y1, x2, y2 = (rois[:, k] * spatial_scale - offset for k in range(1, 5))
     rw, rh = x2 - x1, y2 - y1
     if aligned:
-        if bool((rw < 0).any() or (rh < 0).any()):
-            raise ValueError('RoI Align: a RoI has x2 < x1 or y2 < y1 (negative size)')
+        if not bool((rw >= 0).all() and (rh >= 0).all()):
+            raise ValueError('RoI Align: a RoI has x2 < x1 or y2 < y1 (negative size) or a NaN coordinate')
     else:
         rw, rh = rw.clamp(min=1.0), rh.clamp(min=1.0)
     if sampling_ratio > 0:
@@ -157,7 +157,8 @@ class BatchedRoIAlign(nn.Module):
         batched = (self.pool_mode == 'avg' and feats.device.type == 'cpu' and feats.dtype == torch.float32
                    and not (torch.is_grad_enabled() and (feats.requires_grad or rois.requires_grad)))
         if not batched:
-            return self.layer(feats.contiguous(), rois)  # mmcv reads NCHW whatever the strides
+            # mmcv's kernels read both through raw pointers: NCHW and (R, 5) rows, whatever the strides.
+            return self.layer(feats.contiguous(), rois.contiguous())
         return roi_align_avg(feats, rois, self.output_size, self.spatial_scale, self.sampling_ratio,
                              self.aligned)
 

@@ -10,7 +10,7 @@ SCRIPT = '''
 import resource, sys, torch
 from rexnet_mmdet.deploy import cpu_memory
 if sys.argv[1] == "keep":
-    print("applied", cpu_memory.keep_freed_memory(), cpu_memory.keep_freed_memory())
+    print("applied", cpu_memory.keep_freed_memory(), cpu_memory.keep_freed_memory(), cpu_memory.mmap_threshold())
 print(cpu_memory.describe())
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -38,7 +38,9 @@ def _run(mode):
 @pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc', reason='glibc only')
 def test_freed_memory_is_reused():
     lines, first, second = _run('keep')
-    assert lines[0] == 'applied True True' and 'freed memory kept for reuse' in lines[1]
+    assert lines[0].startswith('applied True True') and 'freed memory kept for reuse' in lines[1]
+    if int(lines[0].split()[-1]) < (256 << 20):
+        pytest.skip('this glibc (< 2.35) caps the mmap threshold at 32 MiB: 256 MiB blocks are still mmapped')
     assert first > PAGES // 2          # the first tensor's pages are new
     assert second < PAGES // 100       # the second, smaller one lives in them
 

@@ -55,6 +55,8 @@ def test_no_rois_and_bad_rois():
     assert roi_align_avg(feats, torch.zeros(0, 5), (7, 7), 1.0).shape == (0, 8, 7, 7)
     with pytest.raises(ValueError, match='negative size'):
         roi_align_avg(feats, torch.tensor([[0, 5., 5., 2., 8.]]), (7, 7), 1.0)
+    with pytest.raises(ValueError, match='NaN'):
+        roi_align_avg(feats, torch.tensor([[0, 1., 1., float('nan'), 5.]]), (7, 7), 1.0)
 
 
 def test_layer_falls_back_to_mmcv_where_it_does_not_apply():
@@ -62,7 +64,8 @@ def test_layer_falls_back_to_mmcv_where_it_does_not_apply():
     rois = _rois(10, 96, 96, 4, 60)
     # max pooling: mmcv's layer, given NCHW memory (it would misread channels-last)
     mmcv_max = RoIAlign(7, 0.25, 0, pool_mode='max', aligned=False)
-    torch.testing.assert_close(BatchedRoIAlign(mmcv_max)(feats, rois), mmcv_max(feats.contiguous(), rois))
+    strided = torch.cat([rois, torch.zeros_like(rois)], 1)[:, :5]  # the same RoIs, rows 10 floats apart
+    torch.testing.assert_close(BatchedRoIAlign(mmcv_max)(feats, strided), mmcv_max(feats.contiguous(), rois))
     # gradients: mmcv's layer, which has a backward
     layer = BatchedRoIAlign(RoIAlign(7, 0.25, 0))
     feats = feats.contiguous().requires_grad_()
