@@ -152,7 +152,8 @@ def plot_timings(backbones: Sequence[Timing], detectors: Sequence[Timing], path:
         ax.invert_yaxis()
         ax.set_xlabel('median ms per image (stages: medians)')
         ax.set_title(f'Faster R-CNN + FPN predict, {detectors[0].input[0]}x{detectors[0].input[1]}')
-        ax.legend(fontsize=8, loc='lower right')
+        ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=5, frameon=False,
+                  handlelength=1.2, columnspacing=0.8)
     if title:
         fig.suptitle(textwrap.fill(title, width=int(fig.get_figwidth() * 14)), fontsize=9)
     fig.tight_layout()
