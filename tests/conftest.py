@@ -51,6 +51,17 @@ def load_tool():
     return load
 
 
+@pytest.fixture
+def http_root(tmp_path, monkeypatch):
+    """(folder served, base URL): an http.server on 127.0.0.1 started here (tiny_runs.served_folder);
+    TORCH_HOME in tmp_path, so that downloads land in a fresh hub cache."""
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    root = tmp_path / 'served'
+    root.mkdir()
+    with _HELPER_MODULES['tiny_runs'].served_folder(str(root)) as base:
+        yield root, base
+
+
 @pytest.fixture(scope='module')
 def one_thread():
     """One torch thread for correctness tests: quick when other work shares the cores."""

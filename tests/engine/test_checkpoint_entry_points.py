@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from tiny_runs import ROOT, RunsCommand, run_tool, served_folder, write_tiny_config  # noqa: E402
+from tiny_runs import ROOT, RunsCommand, run_tool, write_tiny_config  # noqa: E402
 
 
 
@@ -166,19 +166,9 @@ def test_weights_only_tools_take_the_backbone_of_a_training_checkpoint(run, tmp_
     assert f'weights from {good}' in result.stdout
 
 
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    """(folder served, base URL): an http.server on 127.0.0.1 started here; TORCH_HOME in tmp_path."""
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    root = tmp_path / 'served'
-    root.mkdir()
-    with served_folder(str(root)) as base:
-        yield root, base
-
-
-def test_url_payload_through_train_is_refused_and_never_runs(run, served, tmp_path):
+def test_url_payload_through_train_is_refused_and_never_runs(run, http_root, tmp_path):
     tmp, config, good = run
-    root, base = served
+    root, base = http_root
     marker = tmp_path / 'payload_ran'
     state = torch.load(good, map_location='cpu', weights_only=False)['state_dict']
     torch.save({'meta': RunsCommand(f'touch {marker}'), 'state_dict': state}, str(root / 'evil.pth'))
@@ -192,9 +182,9 @@ def test_url_payload_through_train_is_refused_and_never_runs(run, served, tmp_pa
     assert not marker.exists()
 
 
-def test_good_checkpoint_over_a_url_evaluates(run, served, tmp_path):
+def test_good_checkpoint_over_a_url_evaluates(run, http_root, tmp_path):
     tmp, config, good = run
-    root, base = served
+    root, base = http_root
     shutil.copy(good, str(root / 'tiny_iter_2.pth'))
     result = run_tool(['test.py', config, f'{base}/tiny_iter_2.pth', '--work-dir', str(tmp_path / 'wd')],
                       env={'TORCH_HOME': str(tmp_path / 'torch_home')})

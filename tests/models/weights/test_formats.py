@@ -1,9 +1,7 @@
 """Reading, recognising, converting and loading ImageNet weights; every error path."""
-import http.server
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
@@ -129,33 +127,17 @@ def test_missing_num_batches_tracked_is_fine(tmp_path, official):
     assert result['missing'] and all(k.endswith('num_batches_tracked') for k in result['missing'])
 
 
-def test_url_download_into_hub_cache(tmp_path, official, monkeypatch):
-    served = tmp_path / 'served'
-    served.mkdir()
+def test_url_download_into_hub_cache(tmp_path, official, http_root):
+    served, base = http_root
     torch.save(official, served / 'rexnetv1_1.0.pth')
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(served), **kw)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    try:
-        url = f'http://127.0.0.1:{server.server_address[1]}/rexnetv1_1.0.pth'
-        model = ReXNet(init_cfg=dict(type='Pretrained', checkpoint=url))
-        model.init_weights()
-        cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'rexnetv1_1.0.pth'
-        assert cached.is_file()
-        torch.testing.assert_close(model.stem.conv.weight, official['features.0.weight'])
-        with pytest.raises(CheckpointError, match='could not download.*local path'):
-            download_checkpoint(url.replace('rexnetv1_1.0.pth', 'missing.pth'))
-    finally:
-        server.shutdown()
+    url = f'{base}/rexnetv1_1.0.pth'
+    model = ReXNet(init_cfg=dict(type='Pretrained', checkpoint=url))
+    model.init_weights()
+    cached = tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'rexnetv1_1.0.pth'
+    assert cached.is_file()
+    torch.testing.assert_close(model.stem.conv.weight, official['features.0.weight'])
+    with pytest.raises(CheckpointError, match='could not download.*local path'):
+        download_checkpoint(url.replace('rexnetv1_1.0.pth', 'missing.pth'))
 
 
 def test_url_without_network_fails_clearly(tmp_path, monkeypatch):

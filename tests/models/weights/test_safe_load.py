@@ -20,7 +20,6 @@ from rexnet_mmdet.models.weights import safe_load
 from rexnet_mmdet.models.weights.safe_load import (CHECKPOINT_GLOBALS, CheckpointError, CheckpointNotFoundError,
                                                    CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint)
 
-from tiny_runs import served_folder  # noqa: E402
 
 
 class _Reduces:
@@ -265,16 +264,6 @@ def test_legacy_and_plain_files_load(tmp_path):
 
 
 # ----------------------------------------------------------------------------- URLs and schemes
-@pytest.fixture
-def http_root(tmp_path, monkeypatch):
-    """(folder served, base URL): an http.server on 127.0.0.1 started here; TORCH_HOME in tmp_path."""
-    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
-    root = tmp_path / 'served'
-    root.mkdir()
-    with served_folder(str(root)) as base:
-        yield root, base
-
-
 def test_url_payload_is_refused_and_never_run(http_root, tmp_path):
     root, base = http_root
     marker = str(tmp_path / 'payload_ran')
