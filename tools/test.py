@@ -19,7 +19,6 @@ import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
 from rexnet_mmdet.deploy import cpu_memory
-from rexnet_mmdet.deploy.cpu_memory import keep_freed_memory
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
 from rexnet_mmdet.engine import CheckpointError, DatasetCheckError, check_run_data, prepare_checkpoints
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
@@ -85,7 +84,7 @@ def main(argv=None) -> dict:
         if not args.no_optimize:
             # A hook, because Runner.test() loads the checkpoint itself, after this point.
             runner.register_hook(InferencePathHook(backend=args.backend))
-            keep_freed_memory()
+            cpu_memory.keep_freed_memory()
         if is_main_process():
             print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
                                                'on (optimize_for_inference after loading the checkpoint; '

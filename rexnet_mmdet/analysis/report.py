@@ -13,7 +13,7 @@ from typing import Any, Dict, Sequence
 from ..utils.tables import format_count, table
 from .feature_rank import FeatureRank, singular_value_cdf
 from .rank_study import LAYER_TITLES, RankStudyResult
-from ..deploy.treatments import DETECTOR_EXTRAS, TREATMENT_LABELS
+from ..deploy.treatments import TREATMENT_LABELS, batches_roi_align
 from .speed import BASELINE_BACKBONES, REFERENCE_NAME, TARGET_REFERENCE, StageTimer, Timing
 
 
@@ -69,7 +69,9 @@ def treatment_table(rows: Sequence[Timing], markdown: bool = False, reference: s
     target = next((r for r in rows if r.label == TARGET_REFERENCE), None) if detectors else None
     header = ['model', 'batch']
     for t in treatments:
-        label = TREATMENT_LABELS.get(t, t) + (f', {DETECTOR_EXTRAS[t]}' if detectors and t in DETECTOR_EXTRAS else '')
+        label = TREATMENT_LABELS.get(t, t)
+        if detectors:  # what treat_detector adds to the backbone's treatment
+            label += ', batched RoI Align' if batches_roi_align(t) else ", mmcv's RoI Align"
         header += [f'{label}: ms', f'/ {reference} ({t})']
     if detectors:
         header += [f'{t}: / {TARGET_REFERENCE}' for t in treatments]
@@ -144,8 +146,7 @@ def plot_timings(backbones: Sequence[Timing], detectors: Sequence[Timing], path:
             left = [a + b for a, b in zip(left, values)]
         for i, r in enumerate(detectors):
             # The ratio to the reference detector under the same treatment (label "ResNet-50 (mode)").
-            same = f'{REFERENCE_NAME} ({r.mode})' if f'{REFERENCE_NAME} ({r.mode})' in r.ratios else REFERENCE_NAME
-            ratio = r.ratios.get(same)
+            ratio = r.ratios.get(f'{REFERENCE_NAME} ({r.mode})', r.ratios.get(REFERENCE_NAME))
             if ratio is not None:
                 ax.text(left[i], i, f' {ratio:.2f}x', va='center', fontsize=8)
         ax.set_yticks(range(len(detectors)), [r.label for r in detectors])

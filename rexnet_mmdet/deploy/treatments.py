@@ -73,6 +73,11 @@ def treat_backbone(backbone: nn.Module, treatment: str) -> nn.Module:
     return TREATMENTS[treatment](backbone)
 
 
+def batches_roi_align(treatment: str) -> bool:
+    """Whether :func:`treat_detector` batches a detector's RoI Align layers under ``treatment``."""
+    return treatment != 'eager'
+
+
 def treat_detector(detector: nn.Module, treatment: str) -> nn.Module:
     """Apply ``treatment`` to ``detector``, in place, as ``optimize_for_inference`` treats a ReXNet
     detector: the backbone as :func:`treat_backbone` says and, for every treatment but ``'eager'``,
@@ -81,7 +86,7 @@ def treat_detector(detector: nn.Module, treatment: str) -> nn.Module:
     """
     detector.eval()
     detector.backbone = treat_backbone(detector.backbone, treatment)
-    if treatment != 'eager':
+    if batches_roi_align(treatment):
         fast_roi_align(detector)
     contiguous_roi_features(detector)  # channels-last maps would reach mmcv's RoI layers otherwise
     return detector
@@ -106,12 +111,4 @@ TREATMENT_LABELS: Dict[str, str] = {
     'fused+cl': 'fused BN + channels-last',
     'fused+onnxruntime': 'fused BN, backbone in ONNX Runtime, channels-last outputs',
     'fused+openvino': 'fused BN, backbone in OpenVINO, channels-last outputs',
-}
-
-#: What a detector gets on top of its backbone's treatment (:func:`treat_detector`).
-DETECTOR_EXTRAS: Dict[str, str] = {
-    'eager': "mmcv's RoI Align",
-    'fused+cl': 'batched RoI Align',
-    'fused+onnxruntime': 'batched RoI Align',
-    'fused+openvino': 'batched RoI Align',
 }

@@ -25,7 +25,6 @@ import torch
 
 from rexnet_mmdet.analysis import memory, report, speed
 from rexnet_mmdet.deploy import cpu_memory
-from rexnet_mmdet.deploy.cpu_memory import keep_freed_memory
 from rexnet_mmdet.utils import timing
 from rexnet_mmdet.utils.build import CONFIG_DIR
 from rexnet_mmdet.utils.cli import fail, tool_main
@@ -115,9 +114,11 @@ def log(message: str) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     timing.check_device(args.device)
+    if args.part == 'roi_align' and args.device != 'cpu':
+        fail('--part roi_align times the CPU layers (on a GPU both run mmcv\'s kernel); use --device cpu')
     torch.set_num_threads(args.threads or timing.usable_cores())
     if not args.system_malloc:
-        keep_freed_memory()
+        cpu_memory.keep_freed_memory()
     machine = timing.machine_info(args.device)
     machine['malloc'] = cpu_memory.describe()
     print(timing.format_machine(machine))
@@ -174,8 +175,6 @@ def main(argv=None) -> int:
             print(line)
         record['results']['detectors'] = [r.to_dict() for r in rows]
 
-    if args.part == 'roi_align' and args.device != 'cpu':
-        fail('--part roi_align times the CPU layers (on a GPU both run mmcv\'s kernel); use --device cpu')
     if 'roi_align' in parts and args.device == 'cpu':
         size = (args.det_size[0] + (-args.det_size[0]) % 32, args.det_size[1] + (-args.det_size[1]) % 32)
         rows = speed.benchmark_roi_align(image_size=size, repeats=args.repeats or 20,
