@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 RUNTIMES = ('ort', 'openvino')
+#: Compute precisions; bfloat16 in OpenVINO only.
+PRECISIONS = ('f32', 'bf16')
 #: Metadata keys the export writes (``metadata_props`` of the ONNX model).
 META_KEYS = ('input_size', 'mean', 'std', 'bgr_to_rgb', 'classes')
 
@@ -73,18 +75,66 @@ def ort_session(path: str, threads: Optional[int] = None, optimization: str = 'a
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
-def openvino_model(path: str, threads: Optional[int] = None):
-    """An OpenVINO model compiled for the CPU, for latency (one stream), ``threads`` threads,
-    float32 inference (OpenVINO would otherwise run bfloat16 on CPUs that have it)."""
+def openvino_has_bf16() -> bool:
+    """Whether OpenVINO can compute in bfloat16 natively on this CPU (AVX512_BF16 or AMX)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return False
+    return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+
+
+def openvino_model(path: str, threads: Optional[int] = None, precision: str = 'f32', profile: bool = False):
+    """An OpenVINO model compiled for the CPU, for latency (one stream), ``threads`` threads.
+
+    ``precision``: ``'f32'`` (default) computes in float32, PyTorch's numbers to rounding; OpenVINO
+    would otherwise pick bfloat16 by itself on CPUs that have it. ``'bf16'`` lets OpenVINO compute
+    in bfloat16 wherever it supports it (the convolutions above all): faster, scores and boxes
+    differ from float32's in the third decimal; refused on CPUs without native bfloat16, where it
+    would be emulated. ``profile`` turns on OpenVINO's per-layer counters (see :func:`openvino_profile`).
+    """
     try:
         import openvino as ov
     except ImportError as e:
         raise ImportError('OpenVINO is not installed: pip install openvino') from e
-    config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'}
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
+    core = ov.Core()
+    if precision == 'bf16' and not openvino_has_bf16():
+        raise ValueError(f'this CPU has no native bfloat16 (OpenVINO lists '
+                         f'{core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")}): use precision f32')
+    config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': precision}
+    if profile:
+        config['PERF_COUNT'] = True
     if threads:
         config['INFERENCE_NUM_THREADS'] = int(threads)
-    core = ov.Core()
     return core.compile_model(core.read_model(path), 'CPU', config)
+
+
+def openvino_profile(path: str, threads: Optional[int] = None, precision: str = 'f32', calls: int = 20,
+                     warmup: int = 5, inputs: Optional[Dict[str, np.ndarray]] = None) -> List[Tuple[str, float]]:
+    """Where an exported graph's time goes in OpenVINO: milliseconds per call by layer type
+    (``Convolution``, ``GroupConvolution`` for depthwise, ``TopK``, ...), from OpenVINO's own
+    per-layer counters (``PERF_COUNT``) over ``calls`` calls, largest first. ``inputs`` by name
+    (default: a fixed random ``input``, ``scale_factor`` 1): what passes the score threshold, and so
+    the cost of TopK and NMS, depends on them."""
+    compiled = openvino_model(path, threads, precision, profile=True)
+    request = compiled.create_infer_request()
+    if inputs is None:
+        inputs = {}
+        for port in compiled.inputs:
+            shape = tuple(int(d) for d in port.get_partial_shape().to_shape())
+            inputs[port.get_any_name()] = np.random.RandomState(0).randn(*shape).astype(np.float32)
+        if 'scale_factor' in inputs:
+            inputs['scale_factor'] = np.ones_like(inputs['scale_factor'])
+    for _ in range(warmup):
+        request.infer(inputs)
+    totals: Dict[str, float] = {}
+    for _ in range(calls):
+        request.infer(inputs)
+        for info in request.get_profiling_info():
+            totals[info.node_type] = totals.get(info.node_type, 0.0) + info.real_time.total_seconds() * 1e3 / calls
+    return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
 class Detector:
@@ -94,14 +144,21 @@ class Detector:
         path: the ``.onnx`` file written by :func:`rexnet_mmdet.deploy.ssdlite_onnx.export_ssdlite`.
         runtime: ``'ort'`` (ONNX Runtime) or ``'openvino'``.
         threads: CPU threads for the runtime (default: its own choice).
+        precision: ``'f32'`` (default) or ``'bf16'``, OpenVINO only (see :func:`openvino_model`).
     """
 
-    def __init__(self, path: str, runtime: str = 'ort', threads: Optional[int] = None):
+    def __init__(self, path: str, runtime: str = 'ort', threads: Optional[int] = None, precision: str = 'f32'):
         if runtime not in RUNTIMES:
             raise ValueError(f'runtime must be one of {", ".join(RUNTIMES)}, got {runtime!r}')
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
+        if precision != 'f32' and runtime != 'openvino':
+            raise ValueError(f"precision {precision!r} needs runtime='openvino'; ONNX Runtime computes this "
+                             f'graph in float32')
         meta = read_metadata(path)
         self.path = path
         self.runtime = runtime
+        self.precision = precision
         self.input_size: Tuple[int, int] = tuple(int(v) for v in meta['input_size'])
         self.mean = np.asarray(meta['mean'], dtype=np.float32)
         self.std = np.asarray(meta['std'], dtype=np.float32)
@@ -114,7 +171,7 @@ class Detector:
             def run(x: np.ndarray, scale: np.ndarray) -> List[np.ndarray]:
                 return session.run(names, {'input': x, 'scale_factor': scale})
         else:
-            compiled = openvino_model(path, threads)
+            compiled = openvino_model(path, threads, precision)
             request = compiled.create_infer_request()
             outputs = [compiled.output(name) for name in ('boxes', 'scores', 'labels')]
 
@@ -169,5 +226,5 @@ def draw_detections(image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray
     return out
 
 
-__all__ = ['RUNTIMES', 'META_KEYS', 'Detector', 'read_metadata', 'ort_session', 'openvino_model',
-           'draw_detections']
+__all__ = ['RUNTIMES', 'PRECISIONS', 'META_KEYS', 'Detector', 'read_metadata', 'ort_session',
+           'openvino_model', 'openvino_has_bf16', 'openvino_profile', 'draw_detections']

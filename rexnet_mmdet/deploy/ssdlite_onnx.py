@@ -186,10 +186,14 @@ class SSDLiteExportModel(nn.Module):
             level = F.softmax(logits, dim=-1)[:, :num_classes]
             pairs = level.reshape(-1)
             if 0 < s['nms_pre'] < pairs.shape[0]:
-                # Only the nms_pre best (anchor, class) pairs of the level stay candidates: the others
-                # are zeroed, which the NMS score threshold (>= 0) then drops.
-                top, index = pairs.topk(s['nms_pre'])
-                pairs = torch.zeros_like(pairs).scatter(0, index, top)
+                # Only the nms_pre best (anchor, class) pairs above score_thr stay candidates: the
+                # others are zeroed, which the NMS score threshold (>= 0) then drops. The threshold
+                # comes first, so that TopK sorts the few pairs above it rather than the whole level.
+                above = torch.nonzero(pairs > s['score_thr']).squeeze(1)
+                candidates = pairs[above]
+                k = torch.clamp(torch._shape_as_tensor(candidates)[0], max=s['nms_pre'])
+                top, index = candidates.topk(k)
+                pairs = torch.zeros_like(pairs).scatter(0, above[index], top)
                 level = pairs.reshape(-1, num_classes)
             scores.append(level)
             deltas.append(bbox_pred[0].permute(1, 2, 0).reshape(-1, 4))

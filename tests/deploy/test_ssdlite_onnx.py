@@ -190,6 +190,56 @@ def test_runtime_detections_equal_pytorch(runtime, trained, pytorch_detections):
             f'(scores {got[1][extra][:5]})')
 
 
+@pytest.mark.parametrize('runtime', runtimes.RUNTIMES)
+def test_nms_pre_cap_equals_pytorch(runtime, trained, tmp_path):
+    """A small ``nms_pre``: on some levels more pairs pass ``score_thr`` than the cap keeps, on others
+    fewer; the graph keeps the pairs MMDetection keeps in both cases."""
+    import copy
+
+    import cv2
+    from mmdet.apis import inference_detector
+
+    nms_pre = 40
+    model = copy.deepcopy(trained['model'])
+    model.bbox_head.test_cfg.nms_pre = nms_pre
+    path = ssdlite_onnx.export_ssdlite(model, str(tmp_path / 'capped.onnx'))
+    detector = runtimes.Detector(path, runtime=runtime, threads=1)
+    wrapper = ssdlite_onnx.SSDLiteExportModel(model).eval()
+    above = []
+    for image in trained['images'][:3]:
+        with torch.no_grad():
+            pred = inference_detector(model, image).pred_instances
+            x, _ = detector.preprocess(cv2.imread(image))
+            cls_scores, _ = wrapper._features(torch.from_numpy(x))
+        expected = (pred.bboxes.numpy(), pred.scores.numpy(), pred.labels.numpy())
+        missing, extra = _unmatched(expected, detector.predict(cv2.imread(image)))
+        assert not missing and not extra, (f'{runtime} on {osp.basename(image)}: {len(missing)} missing, '
+                                           f'{len(extra)} extra')
+        for level in cls_scores:
+            probs = level[0].permute(1, 2, 0).reshape(-1, model.bbox_head.num_classes + 1).softmax(-1)[:, :-1]
+            if probs.numel() > nms_pre:  # levels the cap applies to
+                above.append(int((probs > model.bbox_head.test_cfg.score_thr).sum()))
+    # Both cases ran: levels with more pairs above the threshold than the cap keeps, and with fewer.
+    assert max(above) > nms_pre and min(above) < nms_pre, above
+
+
+@pytest.mark.parametrize('runtime', runtimes.RUNTIMES)
+def test_no_pair_above_the_threshold_gives_no_detections(runtime, trained, tmp_path):
+    import copy
+
+    import cv2
+    from mmdet.apis import inference_detector
+
+    model = copy.deepcopy(trained['model'])
+    model.bbox_head.test_cfg.score_thr = 0.999  # above every score of this model
+    path = ssdlite_onnx.export_ssdlite(model, str(tmp_path / 'none.onnx'))
+    detector = runtimes.Detector(path, runtime=runtime, threads=1)
+    boxes, scores, labels = detector.predict(cv2.imread(trained['images'][0]))
+    assert boxes.shape == (0, 4) and scores.shape == (0,) and labels.shape == (0,)
+    with torch.no_grad():
+        assert len(inference_detector(model, trained['images'][0]).pred_instances) == 0
+
+
 def test_export_wrapper_in_pytorch_equals_onnx_runtime(trained):
     # The wrapper's own PyTorch forward (used for tracing) computes what the graph computes.
     wrapper = ssdlite_onnx.SSDLiteExportModel(trained['model']).eval()
@@ -245,7 +295,7 @@ def test_refusals(trained, tmp_path):
         runtimes.Detector(bare)
 
 
-def test_tool_exports_runs_and_draws(trained, tmp_path):
+def test_tool_exports_runs_and_draws(trained, tmp_path, capsys):
     """tools/deployment/ssdlite_onnx.py: export, detections drawn for a folder, a short benchmark."""
     import importlib.util
 
@@ -257,8 +307,117 @@ def test_tool_exports_runs_and_draws(trained, tmp_path):
     images = osp.dirname(trained['images'][0])
     summary = tool.run([trained['config'], trained['checkpoint'], '--out', out, '--images', images,
                          '--runtime', 'openvino', '--show-dir', str(show), '--threads', '1',
-                         '--benchmark', '--repeats', '2', '--warmup', '1'])
+                         '--benchmark', '--profile', '--repeats', '2', '--warmup', '1'])
     assert osp.isfile(out)
     assert sorted(p.name for p in show.iterdir()) == sorted(osp.basename(p) for p in trained['images'])
-    assert set(summary['timings']) == {'PyTorch eager', 'ONNX Runtime', 'OpenVINO'}
+    assert set(summary['timings']) == {'PyTorch eager', 'ONNX Runtime', 'OpenVINO'} | (
+        {'OpenVINO bf16'} if runtimes.openvino_has_bf16() else set())
     assert all(t > 0 for t in summary['timings'].values())
+    assert set(summary['profile']) == ({'f32', 'bf16'} if runtimes.openvino_has_bf16() else {'f32'})
+    layers = summary['profile']['f32']
+    assert layers['Convolution'] > 0 and 'NonMaxSuppression' in layers
+
+    shapes = trained['folder'] / 'shapes'
+    ann_file = str(shapes / 'annotations' / 'instances_val.json')
+    summary = tool.run([trained['config'], trained['checkpoint'], '--out', out, '--eval', ann_file,
+                        '--images', str(shapes / 'val'), '--threads', '1'])
+    assert summary['eval']['images'] == NUM_VAL and summary['eval']['bbox_mAP_50'] > 0.02
+    assert 'images' not in summary  # --eval alone draws nothing and lists no images
+    for argv, message in [(['--images', images, '--precision', 'bf16'], '--precision bf16 needs --runtime openvino'),
+                          (['--eval', ann_file], '--eval needs --images FOLDER'),
+                          (['--eval', ann_file, '--images', trained['images'][0]], '--eval needs --images FOLDER')]:
+        with pytest.raises(SystemExit):
+            tool.parse_args([trained['config'], '--out', out] + argv)
+        assert message in capsys.readouterr().err
+
+
+def test_coco_ap_of_the_graph_equals_mmdetection_metric(trained, pytorch_detections):
+    """evaluate_coco on the graph's detections gives what MMDetection's CocoMetric gives for PyTorch's."""
+    from mmdet.evaluation import CocoMetric
+    from pycocotools.coco import COCO
+
+    from rexnet_mmdet.deploy.coco_eval import evaluate_coco
+
+    shapes = trained['folder'] / 'shapes'
+    ann_file = str(shapes / 'annotations' / 'instances_val.json')
+    lines = []
+    got = evaluate_coco(runtimes.Detector(trained['onnx'], runtime='ort', threads=1), ann_file, str(shapes / 'val'),
+                        log=lines.append)
+    assert got['images'] == NUM_VAL and got['detections'] == sum(len(s) for _, s, _ in pytorch_detections)
+    assert any('evaluated 6/6 images' in line for line in lines) and any('maxDets=1000' in line for line in lines)
+
+    coco = COCO(ann_file)
+    by_name = {img['file_name']: img for img in coco.imgs.values()}
+    metric = CocoMetric(ann_file=ann_file, metric='bbox')
+    metric.dataset_meta = dict(classes=trained['model'].dataset_meta['classes'])
+    for path, (boxes, scores, labels) in zip(trained['images'], pytorch_detections):
+        img = by_name[osp.basename(path)]
+        metric.process({}, [dict(img_id=img['id'], ori_shape=(img['height'], img['width']),
+                                 pred_instances=dict(bboxes=torch.from_numpy(boxes), scores=torch.from_numpy(scores),
+                                                     labels=torch.from_numpy(labels)))])
+    expected = metric.evaluate(size=NUM_VAL)
+    assert expected['coco/bbox_mAP_50'] > 0.02  # not a comparison of zeros
+    for name in ('bbox_mAP', 'bbox_mAP_50', 'bbox_mAP_75', 'bbox_mAP_s', 'bbox_mAP_m', 'bbox_mAP_l'):
+        assert round(got[name], 3) == pytest.approx(expected[f'coco/{name}'], abs=1e-9), name
+
+
+def test_coco_eval_refusals(trained, tmp_path):
+    from rexnet_mmdet.deploy.coco_eval import category_ids, evaluate_coco
+
+    detector = runtimes.Detector(trained['onnx'], runtime='ort', threads=1)
+    shapes = trained['folder'] / 'shapes'
+    ann_file = str(shapes / 'annotations' / 'instances_val.json')
+    with pytest.raises(ValueError, match='does not exist'):
+        evaluate_coco(detector, str(tmp_path / 'none.json'), str(shapes / 'val'))
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match='is missing or not an image'):
+        evaluate_coco(detector, ann_file, str(tmp_path / 'empty'))
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"images": 3}')
+    with pytest.raises(ValueError, match='not a COCO-format'):
+        evaluate_coco(detector, str(bad), str(shapes / 'val'))
+    no_categories = tmp_path / 'no_categories.json'
+    no_categories.write_text('{"images": [], "annotations": []}')
+    with pytest.raises(ValueError, match='lists no categories'):
+        evaluate_coco(detector, str(no_categories), str(shapes / 'val'))
+    with pytest.raises(ValueError, match='max_images must be at least 1'):
+        evaluate_coco(detector, ann_file, str(shapes / 'val'), max_images=0)
+    # Labels go to categories as MMDetection's CocoDataset assigns them: the file's order, names kept.
+    cats = [dict(id=7, name='dog'), dict(id=3, name='cat'), dict(id=5, name='cow')]
+    assert category_ids(cats, None) == [7, 3, 5]
+    assert category_ids(cats, ['dog', 'cat']) == [7, 3]
+    assert category_ids(cats, ['cat', 'dog']) == [7, 3]
+    with pytest.raises(ValueError, match=r"\['circle'\] are not categories"):
+        category_ids(cats, ['circle', 'cat'])
+
+
+def test_precision_choices(trained, monkeypatch):
+    with pytest.raises(ValueError, match="needs runtime='openvino'"):
+        runtimes.Detector(trained['onnx'], runtime='ort', precision='bf16')
+    with pytest.raises(ValueError, match='precision must be one of'):
+        runtimes.Detector(trained['onnx'], runtime='openvino', precision='f16')
+    f32 = runtimes.openvino_model(trained['onnx'], threads=1)
+    assert str(f32.get_property('INFERENCE_PRECISION_HINT')) == "<Type: 'float32'>"
+    monkeypatch.setattr(runtimes, 'openvino_has_bf16', lambda: False)
+    with pytest.raises(ValueError, match='no native bfloat16'):
+        runtimes.Detector(trained['onnx'], runtime='openvino', precision='bf16')
+
+
+@pytest.mark.skipif(not runtimes.openvino_has_bf16(), reason='this CPU has no native bfloat16')
+def test_bfloat16_runs_in_bfloat16_and_stays_close(trained, pytorch_detections):
+    """bf16 is really bfloat16 (scores differ from float32's), and close: each image's best detections
+    keep their label, box (IoU >= 0.9) and score (within 0.01)."""
+    import cv2
+
+    assert str(runtimes.openvino_model(trained['onnx'], 1, 'bf16').get_property('INFERENCE_PRECISION_HINT')) \
+        == "<Type: 'bfloat16'>"
+    detector = runtimes.Detector(trained['onnx'], runtime='openvino', threads=1, precision='bf16')
+    differences = []
+    for path, (boxes, scores, labels) in zip(trained['images'], pytorch_detections):
+        got = detector.predict(cv2.imread(path))
+        assert len(got[1]), f'{osp.basename(path)}: no detections in bfloat16'
+        best = np.argsort(-scores, kind='stable')[:5]
+        missing, _ = _unmatched((boxes[best], scores[best], labels[best]), got, iou=0.9, score_tol=0.01)
+        assert not missing, f'{osp.basename(path)}: best detections {missing} lost in bfloat16'
+        differences.append(abs(got[1][0] - scores[best[0]]))
+    assert max(differences) > 1e-6  # a float32 run would give the same best scores to rounding

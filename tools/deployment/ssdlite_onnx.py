@@ -1,4 +1,4 @@
-"""Export an SSD / SSDLite detector end to end to ONNX, run it with ONNX Runtime or OpenVINO, time it.
+"""Export an SSD / SSDLite detector end to end to ONNX, run it with ONNX Runtime or OpenVINO, evaluate it, time it.
 
 The graph holds the network (BatchNorm folded), box decoding with the priors of the config's
 fixed input size, softmax scores, the config's score threshold and ``nms_pre``, per-class NMS
@@ -7,8 +7,14 @@ fixed input size, softmax scores, the config's score threshold and ``nms_pre``, 
 Examples:
     python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py CHECKPOINT --out ssdlite.onnx \\
         --images demo/ --runtime openvino --show-dir work_dirs/ssdlite_shown
-    # latency at 320x320, batch 1: eager PyTorch, ONNX Runtime and OpenVINO, interleaved, 2 threads
-    python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py --out x1.0.onnx --benchmark --threads 2
+    # COCO box AP of the exported graph (here OpenVINO in bfloat16) on a COCO-format dataset
+    python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py CHECKPOINT --out ssdlite.onnx \\
+        --eval data/coco/annotations/instances_val2017.json --images data/coco/val2017 \\
+        --runtime openvino --precision bf16
+    # latency at 320x320, batch 1: eager PyTorch, ONNX Runtime and OpenVINO, interleaved, 2 threads;
+    # then where OpenVINO's time goes, by layer type
+    python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py --out x1.0.onnx --benchmark --threads 2 \\
+        --profile
     python tools/deployment/ssdlite_onnx.py mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py \\
         --out mbv2.onnx --benchmark --threads 2
 """
@@ -28,7 +34,8 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Export an SSD / SSDLite detector with box decoding and NMS to ONNX, run it with ONNX '
-                    'Runtime or OpenVINO on images, and time eager PyTorch, ONNX Runtime and OpenVINO.',
+                    'Runtime or OpenVINO on images, measure its COCO box AP, and time eager PyTorch, ONNX '
+                    'Runtime and OpenVINO.',
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('Examples:')[1])
     parser.add_argument('config', help='config file, or a package config such as mmdet::ssd/...py')
     parser.add_argument('checkpoint', nargs='?',
@@ -37,14 +44,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='ONNX file to write')
     parser.add_argument('--images', nargs='+', default=[], help='images or folders of images to detect in')
     parser.add_argument('--runtime', choices=['ort', 'openvino'], default='ort',
-                        help='runtime for --images (default ort, ONNX Runtime)')
+                        help='runtime for --images and --eval (default ort, ONNX Runtime)')
+    parser.add_argument('--precision', choices=['f32', 'bf16'], default='f32',
+                        help='compute precision for --images and --eval: f32 (default) or bf16, OpenVINO only, '
+                             'on CPUs with native bfloat16 (faster; scores differ in the third decimal)')
+    parser.add_argument('--eval', metavar='ANN_FILE',
+                        help='COCO box AP of the exported graph on this COCO-format annotation file; --images '
+                             'gives the folder of its images')
     parser.add_argument('--show-dir', help='write each image with its detections drawn into this folder')
     parser.add_argument('--score-thr', type=float, default=0.3, help='least score drawn (default 0.3)')
     parser.add_argument('--benchmark', action='store_true',
-                        help='time eager PyTorch (model.predict), ONNX Runtime and OpenVINO, batch 1, interleaved')
+                        help='time eager PyTorch (model.predict), ONNX Runtime and OpenVINO (float32, and '
+                             'bfloat16 where the CPU has it), batch 1, interleaved')
+    parser.add_argument('--profile', action='store_true',
+                        help="where OpenVINO's time goes: milliseconds per call by layer type, from its per-layer "
+                             'counters (float32, and bfloat16 where the CPU has it), on the first of --images '
+                             'or on a fixed noise image')
     parser.add_argument('--threads', type=int, default=None,
                         help='CPU threads for PyTorch and both runtimes (default: the usable cores)')
-    parser.add_argument('--repeats', type=int, default=100, help='timed calls of each (default 100)')
+    parser.add_argument('--repeats', type=int, default=100,
+                        help='timed calls of each, and profiled calls with --profile (default 100)')
     parser.add_argument('--warmup', type=int, default=10, help='untimed calls of each first (default 10)')
     parser.add_argument('--json', help='write the export, detection and timing summary to this file')
     args = parser.parse_args(argv)
@@ -54,6 +73,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--repeats must be at least 1 and --warmup 0 or more')
     if args.show_dir and not args.images:
         parser.error('--show-dir needs --images')
+    if args.precision != 'f32' and args.runtime != 'openvino':
+        parser.error(f'--precision {args.precision} needs --runtime openvino (ONNX Runtime computes in float32)')
+    if args.eval and (len(args.images) != 1 or not os.path.isdir(args.images[0])):
+        parser.error('--eval needs --images FOLDER: the one folder of the annotation file\'s images')
+    if args.eval and not args.checkpoint:
+        parser.error('--eval needs a CHECKPOINT: random weights detect nothing')
     return args
 
 
@@ -115,13 +140,11 @@ def image_files(paths: List[str]) -> List[str]:
     return files
 
 
-def detect(onnx_path: str, files: List[str], runtime: str, threads: Optional[int], show_dir: Optional[str],
-           score_thr: float) -> List[dict]:
+def detect(detector, files: List[str], show_dir: Optional[str], score_thr: float) -> List[dict]:
     import cv2
 
-    from rexnet_mmdet.deploy.runtimes import Detector, draw_detections
+    from rexnet_mmdet.deploy.runtimes import draw_detections
 
-    detector = Detector(onnx_path, runtime=runtime, threads=threads)
     if show_dir:
         os.makedirs(show_dir, exist_ok=True)
     results = []
@@ -145,17 +168,22 @@ def detect(onnx_path: str, files: List[str], runtime: str, threads: Optional[int
 def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, repeats: int, warmup: int,
               image_path: Optional[str] = None) -> dict:
     """Median seconds of eager PyTorch ``model.predict`` (as built, BatchNorm not folded), ONNX Runtime
-    and OpenVINO on the same preprocessed input, batch 1, interleaved."""
+    and OpenVINO (float32, and bfloat16 where the CPU has it) on the same preprocessed input, batch 1,
+    interleaved."""
     import cv2
     import numpy as np
     import torch
     from mmdet.structures import DetDataSample
 
     from rexnet_mmdet.utils.timing import format_machine, load_average, machine_info, time_interleaved
-    from rexnet_mmdet.deploy.runtimes import Detector
+    from rexnet_mmdet.deploy.runtimes import Detector, openvino_has_bf16
 
     runners = {'ONNX Runtime': Detector(onnx_path, 'ort', threads),
                'OpenVINO': Detector(onnx_path, 'openvino', threads)}
+    if openvino_has_bf16():
+        runners['OpenVINO bf16'] = Detector(onnx_path, 'openvino', threads, precision='bf16')
+    else:
+        print('OpenVINO bf16: not timed, this CPU has no native bfloat16')
     if image_path:
         image = cv2.imread(image_path, cv2.IMREAD_COLOR)
     else:  # a fixed noise image of the input size: the graph and the model see the same thing
@@ -184,11 +212,35 @@ def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, 
     base = medians['PyTorch eager']
     for name, t in medians.items():
         q = statistics.quantiles(times[name], n=4) if len(times[name]) > 1 else [t, t, t]
-        print(f'  {name:14s} median {t * 1e3:8.2f} ms  IQR/median {(q[2] - q[0]) / t:.2f}  '
+        print(f'  {name:15s} median {t * 1e3:8.2f} ms  IQR/median {(q[2] - q[0]) / t:.2f}  '
               f'{t / base:.3f}x eager  ({counts[name]} detections)')
     print(f'load average before {info["load_average"]}, after {load_after}')
     return dict(timings=medians, detections=counts, threads=threads, input_size=list(input_size),
                 load_before=info['load_average'], load_after=load_after, machine=format_machine(info))
+
+
+def profile(onnx_path: str, threads: int, calls: int, warmup: int, image_path: Optional[str] = None) -> dict:
+    """OpenVINO's per-layer-type milliseconds per call, float32 and (where the CPU has it) bfloat16, on
+    ``image_path`` preprocessed (else on a fixed noise image)."""
+    import cv2
+
+    from rexnet_mmdet.deploy.runtimes import Detector, openvino_has_bf16, openvino_profile
+
+    inputs = None
+    if image_path:
+        x, scale = Detector(onnx_path, 'ort', threads).preprocess(cv2.imread(image_path, cv2.IMREAD_COLOR))
+        inputs = {'input': x, 'scale_factor': scale}
+    result = {}
+    for precision in ('f32', 'bf16') if openvino_has_bf16() else ('f32',):
+        layers = openvino_profile(onnx_path, threads, precision, calls=calls, warmup=warmup, inputs=inputs)
+        total = sum(ms for _, ms in layers)
+        print(f'OpenVINO {precision}, {threads} threads, per-layer counters over {calls} calls: {total:.2f} ms '
+              f'per call in layers')
+        for kind, ms in layers:
+            if ms >= 0.05:
+                print(f'  {kind:22s} {ms:7.2f} ms  {ms / total:6.1%}')
+        result[precision] = dict(layers)
+    return result
 
 
 def run(argv=None) -> dict:
@@ -201,7 +253,8 @@ def run(argv=None) -> dict:
 
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
-    files = image_files(args.images) if args.images else []
+    # --eval finds its images through the annotation file; the others take every image given.
+    files = image_files(args.images) if args.images and (not args.eval or args.show_dir) else []
     model, cfg = load_detector(args.config, args.checkpoint)
     input_size = input_size_of(cfg)
     export_ssdlite(model, args.out, input_size)
@@ -211,11 +264,21 @@ def run(argv=None) -> dict:
           f'{s.get("nms_pre")}, NMS IoU {s.nms.get("iou_threshold")}, max_per_img {s.get("max_per_img")}, '
           + (f'weights from {args.checkpoint}' if args.checkpoint else 'random weights (timing only)'))
     summary = dict(config=args.config, checkpoint=args.checkpoint, onnx=args.out, input_size=list(input_size))
-    if files:
-        summary['images'] = detect(args.out, files, args.runtime, threads, args.show_dir, args.score_thr)
+    if files or args.eval:
+        from rexnet_mmdet.deploy.runtimes import Detector
+        detector = Detector(args.out, runtime=args.runtime, threads=threads, precision=args.precision)
+        if args.eval:
+            from rexnet_mmdet.deploy.coco_eval import evaluate_coco
+            print(f'COCO box AP of {args.out} in {args.runtime} ({args.precision}) on {args.eval}:')
+            summary['eval'] = dict(evaluate_coco(detector, args.eval, args.images[0]), runtime=args.runtime,
+                                   precision=args.precision, ann_file=args.eval)
+        if files:
+            summary['images'] = detect(detector, files, args.show_dir, args.score_thr)
     if args.benchmark:
         summary.update(benchmark(model, args.out, input_size, threads, args.repeats, args.warmup,
                                  files[0] if files else None))
+    if args.profile:
+        summary['profile'] = profile(args.out, threads, args.repeats, args.warmup, files[0] if files else None)
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(summary, f, indent=2)

@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     max_iters = cfg.train_cfg.max_iters
     step(f'ReXNet demo: {osp.basename(args.config)}: {max_iters} training iterations on the CPU, '
-         f'then evaluation (about 5-7 minutes on 2 idle cores)')
+         f'then evaluation' + (' (about 5-7 minutes on 2 idle cores)' if args.config == DEFAULT_CONFIG else ''))
 
     step('1/3 dataset: the built-in synthetic shapes dataset (made on first use)')
     check_run_data(cfg, ['train_dataloader', 'val_dataloader'])
