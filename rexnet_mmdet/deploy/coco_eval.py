@@ -40,7 +40,8 @@ def category_ids(categories: Sequence[dict], classes: Optional[Sequence[str]], a
     if missing:
         raise ValueError(f'the detector\'s classes {missing} are not categories of {ann_file or "the annotations"} '
                          f'({names}): evaluate on the dataset the detector was trained for')
-    return [c['id'] for c in categories if c['name'] in set(classes)]
+    wanted = set(classes)
+    return [c['id'] for c in categories if c['name'] in wanted]
 
 
 def evaluate_coco(detector, ann_file: str, image_root: str, log: Callable[[str], None] = print,

@@ -77,6 +77,24 @@ def ort_session(path: str, threads: Optional[int] = None, optimization: str = 'a
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
+def preprocess(image_bgr: np.ndarray, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float],
+               bgr_to_rgb: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """``image_bgr (H, W, 3)`` uint8 -> a graph's ``input (1, 3, h, w)`` and ``scale_factor (2,)``, with
+    the preprocessing its metadata records (:func:`read_metadata`): resized to ``input_size (h, w)``
+    without keeping the aspect ratio (bilinear), BGR to RGB when ``bgr_to_rgb``, ``(x - mean) / std``."""
+    import cv2
+
+    if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
+        raise ValueError(f'expected an (H, W, 3) BGR image, got shape {tuple(image_bgr.shape)}')
+    h, w = input_size
+    resized = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
+    if bgr_to_rgb:
+        resized = resized[..., ::-1]
+    x = (resized.astype(np.float32) - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    scale = np.array([w / image_bgr.shape[1], h / image_bgr.shape[0]], dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), scale
+
+
 def openvino_has_bf16() -> bool:
     """Whether OpenVINO can compute in bfloat16 natively on this CPU (AVX512_BF16 or AMX)."""
     try:
@@ -184,17 +202,7 @@ class Detector:
 
     def preprocess(self, image_bgr: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """``image_bgr (H, W, 3)`` uint8 -> the graph's ``input (1, 3, h, w)`` and ``scale_factor (2,)``."""
-        import cv2
-
-        if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-            raise ValueError(f'expected an (H, W, 3) BGR image, got shape {tuple(image_bgr.shape)}')
-        h, w = self.input_size
-        resized = cv2.resize(image_bgr, (w, h), interpolation=cv2.INTER_LINEAR)
-        if self.bgr_to_rgb:
-            resized = resized[..., ::-1]
-        x = (resized.astype(np.float32) - self.mean) / self.std
-        scale = np.array([w / image_bgr.shape[1], h / image_bgr.shape[0]], dtype=np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), scale
+        return preprocess(image_bgr, self.input_size, self.mean, self.std, self.bgr_to_rgb)
 
     def run(self, x: np.ndarray, scale_factor: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The graph on a preprocessed input: boxes ``(N, 4)``, scores ``(N,)``, labels ``(N,)``."""
@@ -228,5 +236,5 @@ def draw_detections(image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray
     return out
 
 
-__all__ = ['RUNTIMES', 'PRECISIONS', 'META_KEYS', 'Detector', 'read_metadata', 'ort_session',
+__all__ = ['RUNTIMES', 'PRECISIONS', 'META_KEYS', 'Detector', 'read_metadata', 'preprocess', 'ort_session',
            'openvino_model', 'openvino_has_bf16', 'openvino_profile', 'draw_detections']

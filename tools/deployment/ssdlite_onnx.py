@@ -165,13 +165,28 @@ def detect(detector, files: List[str], show_dir: Optional[str], score_thr: float
     return results
 
 
-def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, repeats: int, warmup: int,
-              image_path: Optional[str] = None) -> dict:
-    """Median seconds of eager PyTorch ``model.predict`` (as built, BatchNorm not folded), ONNX Runtime
-    and OpenVINO (float32, and bfloat16 where the CPU has it) on the same preprocessed input, batch 1,
-    interleaved."""
+def sample_input(onnx_path: str, image_path: Optional[str] = None):
+    """What --benchmark and --profile run on: ``image_path`` (else a fixed noise image of the graph's
+    input size, so that the graph and the model see the same thing) and its graph inputs ``x``,
+    ``scale_factor``, preprocessed as the graph's metadata says."""
     import cv2
     import numpy as np
+
+    from rexnet_mmdet.deploy.runtimes import preprocess, read_metadata
+
+    meta = read_metadata(onnx_path)
+    if image_path:
+        image = cv2.imread(image_path, cv2.IMREAD_COLOR)
+    else:
+        image = np.random.RandomState(0).randint(0, 256, (*meta['input_size'], 3), dtype=np.uint8)
+    x, scale = preprocess(image, meta['input_size'], meta['mean'], meta['std'], meta['bgr_to_rgb'])
+    return image, x, scale
+
+
+def benchmark(model, onnx_path: str, threads: int, repeats: int, warmup: int, image, x, scale) -> dict:
+    """Median seconds of eager PyTorch ``model.predict`` (as built, BatchNorm not folded), ONNX Runtime
+    and OpenVINO (float32, and bfloat16 where the CPU has it) on the same preprocessed input
+    (:func:`sample_input`), batch 1, interleaved."""
     import torch
     from mmdet.structures import DetDataSample
 
@@ -184,11 +199,7 @@ def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, 
         runners['OpenVINO bf16'] = Detector(onnx_path, 'openvino', threads, precision='bf16')
     else:
         print('OpenVINO bf16: not timed, this CPU has no native bfloat16')
-    if image_path:
-        image = cv2.imread(image_path, cv2.IMREAD_COLOR)
-    else:  # a fixed noise image of the input size: the graph and the model see the same thing
-        image = np.random.RandomState(0).randint(0, 256, (*input_size, 3), dtype=np.uint8)
-    x, scale = runners['ONNX Runtime'].preprocess(image)
+    input_size = tuple(x.shape[2:])
     inputs = torch.from_numpy(x)
     sample = DetDataSample(metainfo=dict(img_shape=input_size, ori_shape=image.shape[:2],
                                          scale_factor=(float(scale[0]), float(scale[1]))))
@@ -219,17 +230,12 @@ def benchmark(model, onnx_path: str, input_size: Tuple[int, int], threads: int, 
                 load_before=info['load_average'], load_after=load_after, machine=format_machine(info))
 
 
-def profile(onnx_path: str, threads: int, calls: int, warmup: int, image_path: Optional[str] = None) -> dict:
+def profile(onnx_path: str, threads: int, calls: int, warmup: int, x, scale) -> dict:
     """OpenVINO's per-layer-type milliseconds per call, float32 and (where the CPU has it) bfloat16, on
-    ``image_path`` preprocessed (else on a fixed noise image)."""
-    import cv2
+    the graph inputs ``x``, ``scale`` (:func:`sample_input`)."""
+    from rexnet_mmdet.deploy.runtimes import openvino_has_bf16, openvino_profile
 
-    from rexnet_mmdet.deploy.runtimes import Detector, openvino_has_bf16, openvino_profile
-
-    inputs = None
-    if image_path:
-        x, scale = Detector(onnx_path, 'ort', threads).preprocess(cv2.imread(image_path, cv2.IMREAD_COLOR))
-        inputs = {'input': x, 'scale_factor': scale}
+    inputs = {'input': x, 'scale_factor': scale}
     result = {}
     for precision in ('f32', 'bf16') if openvino_has_bf16() else ('f32',):
         layers = openvino_profile(onnx_path, threads, precision, calls=calls, warmup=warmup, inputs=inputs)
@@ -274,11 +280,12 @@ def run(argv=None) -> dict:
                                    precision=args.precision, ann_file=args.eval)
         if files:
             summary['images'] = detect(detector, files, args.show_dir, args.score_thr)
-    if args.benchmark:
-        summary.update(benchmark(model, args.out, input_size, threads, args.repeats, args.warmup,
-                                 files[0] if files else None))
-    if args.profile:
-        summary['profile'] = profile(args.out, threads, args.repeats, args.warmup, files[0] if files else None)
+    if args.benchmark or args.profile:
+        image, x, scale = sample_input(args.out, files[0] if files else None)
+        if args.benchmark:
+            summary.update(benchmark(model, args.out, threads, args.repeats, args.warmup, image, x, scale))
+        if args.profile:
+            summary['profile'] = profile(args.out, threads, args.repeats, args.warmup, x, scale)
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
             json.dump(summary, f, indent=2)
