@@ -76,7 +76,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.precision != 'f32' and args.runtime != 'openvino':
         parser.error(f'--precision {args.precision} needs --runtime openvino (ONNX Runtime computes in float32)')
     if args.eval and (len(args.images) != 1 or not os.path.isdir(args.images[0])):
-        parser.error('--eval needs --images FOLDER: the one folder of the annotation file\'s images')
+        found = f' ({args.images[0]} is not a folder)' if len(args.images) == 1 else ''
+        parser.error(f'--eval needs --images FOLDER: the one folder of the annotation file\'s images{found}; the '
+                     f'built-in dataset (data/shapes/) is made by tools/misc/make_synthetic_dataset.py or by the '
+                     f'first training on it')
     if args.eval and not args.checkpoint:
         parser.error('--eval needs a CHECKPOINT: random weights detect nothing')
     return args
