@@ -3,6 +3,8 @@
 # 16 images (8 GPUs x 2), RandomFlip, frozen stem + stage 1 (frozen_stages=1, as the R50 recipe).
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
+# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
+default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
 
 model = dict(
     backbone=dict(

@@ -3,6 +3,8 @@
 # RandomFlip, frozen stem + stage 1.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
+# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
+default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
 
 model = dict(
     backbone=dict(

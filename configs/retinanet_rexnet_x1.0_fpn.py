@@ -7,6 +7,8 @@ _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 from rexnet_mmdet import out_channels  # noqa: E402
 
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
+# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
+default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
 
 model = dict(
     backbone=dict(

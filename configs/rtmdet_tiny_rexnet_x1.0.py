@@ -5,6 +5,8 @@ _base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
 from rexnet_mmdet import out_channels  # noqa: E402  (after `_base_`: an ordinary mmengine config)
 
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
+# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
+default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
 
 model = dict(
     # The ReXNet ImageNet weights expect RGB images normalised with ImageNet's mean and std

@@ -6,6 +6,8 @@
 # settings" in the paper): 320x320, SGD lr 0.015 for 192 images, cosine over 120 x 5 epochs.
 _base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
+# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
+default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
 
 model = dict(
     backbone=dict(

@@ -23,6 +23,7 @@ ALLOWED: Dict[str, Set[str]] = {
     'engine': {'models', 'datasets', 'utils'},
     'deploy': {'models', 'utils', 'engine'},
     'analysis': {'models', 'datasets', 'utils', 'engine', 'deploy'},
+    'apis': {'models', 'datasets', 'utils', 'engine'},
 }
 
 

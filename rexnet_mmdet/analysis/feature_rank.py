@@ -12,7 +12,9 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ..utils.build import build_backbone, calibrate_batchnorm, load_config
+from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..models.width_names import width_tag
+from ..utils.build import build_backbone, load_config
 from .channel_configs import stagewise_block_channels
 
 
@@ -73,9 +75,8 @@ def singular_value_cdf(singular_values: Tensor, grid: Optional[Tensor] = None
     norm = sv / sv.max()
     cdf = (norm[None, :] <= grid[:, None]).double().mean(1)
     return grid, cdf
-#: ImageNet normalisation (RGB, 0-255), as the detector configs' data preprocessors use it.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
@@ -156,10 +157,6 @@ class BackboneSpec:
 BACKBONE_KINDS = ('rexnet', 'rexnet-stagewise')
 
 
-def _width_text(w: float) -> str:
-    return f'{w:.1f}' if round(w, 1) == w else f'{w:g}'
-
-
 def parse_backbone_spec(text: str) -> BackboneSpec:
     """``'rexnet:1.0'``, ``'trained=rexnet:1.0:work_dirs/x/epoch_12.pth'`` -> :class:`BackboneSpec`."""
     label = None
@@ -177,7 +174,7 @@ def parse_backbone_spec(text: str) -> BackboneSpec:
         raise ValueError(f'cannot read backbone {text!r}: width {parts[1]!r} is not a number; {usage}')
     ckpt = parts[2] if len(parts) == 3 and parts[2] else None
     if label is None:
-        label = f'{parts[0]} x{_width_text(width)}' + (
+        label = f'{parts[0]} {width_tag(width)}' + (
             f' ({os.path.basename(ckpt)})' if ckpt else ' (random init)')
     return BackboneSpec(label=label, kind=parts[0], widen_factor=width, checkpoint=ckpt)
 
@@ -206,8 +203,9 @@ def backbone_from_spec(spec: BackboneSpec, tap: Optional[int] = None, seed: int 
     conv (6) of a ``rexnet`` spec and the last output a config's backbone is set up with.
     A checkpoint may be an ImageNet checkpoint (official, timm, own format) or a detector
     checkpoint (its ``backbone.*`` keys are used); it is read with ``weights_only`` loading.
-    Random weights keep their default BatchNorm statistics: :func:`recalibrate_batchnorm` sets
-    them from the images analysed; ``seed`` seeds the random initialisation.
+    Random weights keep their default BatchNorm statistics:
+    :func:`rexnet_mmdet.models.norms.calibrate_batchnorm` sets them from the images analysed;
+    ``seed`` seeds the random initialisation.
     """
     if spec.kind == 'config':
         bcfg = load_config(spec.config).model.backbone.copy()
@@ -222,19 +220,6 @@ def backbone_from_spec(spec: BackboneSpec, tap: Optional[int] = None, seed: int 
     return build_backbone(bcfg, seed=seed, checkpoint=spec.checkpoint, calibration_size=None)
 
 
-def recalibrate_batchnorm(backbone: torch.nn.Module, images: Tensor, batch_size: int = 16) -> None:
-    """Set every BatchNorm's running statistics to their average over ``images``, then eval mode.
-
-    A randomly initialised network has running statistics 0 and 1, so in eval mode its BN
-    layers normalise nothing and the activations vanish over 16 blocks; with the statistics of
-    the data it computes what a trained network's BN would. Trained checkpoints keep their own
-    statistics.
-    """
-    batches = iter(images.split(batch_size))
-    calibrate_batchnorm(backbone, lambda: backbone(next(batches)), steps=-(-images.shape[0] // batch_size))
-    backbone.eval()
-
-
 __all__ = ['FeatureRank', 'feature_rank', 'singular_value_cdf', 'IMAGENET_MEAN', 'IMAGENET_STD', 'folder_images',
            'synthetic_images', 'random_images', 'pooled_features', 'BackboneSpec', 'BACKBONE_KINDS',
-           'parse_backbone_spec', 'parse_config_spec', 'backbone_from_spec', 'recalibrate_batchnorm']
+           'parse_backbone_spec', 'parse_config_spec', 'backbone_from_spec']

@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from ..deploy.treatments import TREATMENTS, treat_backbone, treat_detector
 from ..models.channels import out_channels
+from ..models.width_names import width_tag as width_name  # noqa: F401  (speed.width_name, as before)
 from ..utils.build import (CONFIG_DIR, build_backbone, build_detector, calibration_image_size, fake_batch,
                            load_config)
 from ..utils.timing import check_device, sync, time_interleaved
@@ -56,12 +57,6 @@ DEFAULT_TREATMENTS = ('eager', 'fused+cl')
 TARGET_REFERENCE = f'{REFERENCE_NAME} (fused+cl)'
 DEFAULT_BACKBONE_WIDTHS = (0.9, 1.0)
 DEFAULT_DETECTOR_WIDTHS = (0.9, 2.2)
-
-
-def width_name(widen_factor: float) -> str:
-    """``0.9 -> 'x0.9'``, ``1 -> 'x1.0'``: the width as the config names write it."""
-    text = f'{widen_factor:g}'
-    return f'x{text}' if '.' in text or 'e' in text else f'x{text}.0'
 
 
 @dataclass

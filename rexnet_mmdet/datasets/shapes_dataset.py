@@ -14,7 +14,8 @@ class ShapesDataset(CocoDataset):
 
     Behaves exactly like ``CocoDataset`` (and is evaluated by ``CocoMetric``); the only
     addition is that the images and annotation files are drawn under ``data_root`` when
-    they are not there yet.
+    they are not there yet, as the dataset is loaded (not with ``lazy_init=True``, which
+    asks only for its metainfo). A folder made with other settings is refused, never replaced.
 
     Args:
         synthetic: settings of the generator (``ShapesSettings`` fields: ``image_size``,
@@ -29,5 +30,10 @@ class ShapesDataset(CocoDataset):
         data_root = kwargs.get('data_root')
         if not data_root:
             raise ValueError('ShapesDataset needs data_root: the folder the synthetic images are made in')
-        generate_shapes_dataset(osp.expanduser(data_root), settings_from_config(synthetic))
+        self.synthetic = settings_from_config(synthetic)
         super().__init__(*args, **kwargs)
+
+    def full_init(self) -> None:
+        if not self._fully_initialized:
+            generate_shapes_dataset(osp.expanduser(self.data_root), self.synthetic)
+        super().full_init()

@@ -227,14 +227,29 @@ def _write_split(root: str, split: str, count: int, settings: ShapesSettings) ->
         json.dump(coco, f)
 
 
-def is_complete(root: str, settings: Optional[ShapesSettings] = None) -> bool:
-    """Whether ``root`` holds a finished dataset (made with ``settings``, if given)."""
+def _read_stamp(root: str) -> Optional[dict]:
     try:
         with open(osp.join(root, STAMP_FILE)) as f:
             stamp = json.load(f)
     except (OSError, ValueError):
-        return False
-    return settings is None or stamp == settings.to_dict()
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
+def is_complete(root: str, settings: Optional[ShapesSettings] = None) -> bool:
+    """Whether ``root`` holds a finished dataset (made with ``settings``, if given)."""
+    stamp = _read_stamp(root)
+    return stamp is not None and (settings is None or stamp == settings.to_dict())
+
+
+def _other_settings_error(root: str, stamp: dict, settings: ShapesSettings) -> FileExistsError:
+    wanted = settings.to_dict()
+    differences = [f'{key} {stamp.get(key)!r} there, {value!r} wanted' for key, value in wanted.items()
+                   if stamp.get(key) != value]
+    return FileExistsError(
+        f'{root} holds a synthetic shapes dataset made with other settings ({"; ".join(differences)}); '
+        f'refusing to replace it. Keep it by moving it away (mv {root} {root}_mine) or by pointing the config '
+        f'at another folder; or delete it to have it made with these settings')
 
 
 def generate_shapes_dataset(root: str, settings: Optional[ShapesSettings] = None,
@@ -245,8 +260,9 @@ def generate_shapes_dataset(root: str, settings: Optional[ShapesSettings] = None
     one makes it while the others wait on a lock, and the dataset appears under ``root``
     only when complete (it is written beside it and renamed into place).
 
-    A folder at ``root`` that this function did not make is never deleted; one it made
-    with other settings is replaced.
+    A folder at ``root`` that this function did not make is never deleted. One it made with
+    other settings (say by ``tools/misc/make_synthetic_dataset.py`` with other options) is
+    refused with a ``FileExistsError`` that names the differences, unless ``overwrite``.
     """
     settings = settings or ShapesSettings()
     root = osp.abspath(root)
@@ -262,6 +278,9 @@ def generate_shapes_dataset(root: str, settings: Optional[ShapesSettings] = None
             raise FileExistsError(
                 f'{root} exists but is not a synthetic shapes dataset (no {STAMP_FILE} in it); '
                 f'refusing to overwrite it. Move it away or choose another data_root.')
+        stamp = _read_stamp(root)
+        if stamp is not None and not overwrite:
+            raise _other_settings_error(root, stamp, settings)
         total = sum(settings.splits.values())
         _progress(f'making {total} images of {settings.image_size}x{settings.image_size} px in {root} '
                   f'(splits {settings.splits}, seed {settings.seed})')
@@ -272,7 +291,7 @@ def generate_shapes_dataset(root: str, settings: Optional[ShapesSettings] = None
                 _write_split(staging, split, count, settings)
             with open(osp.join(staging, STAMP_FILE), 'w') as f:
                 json.dump(settings.to_dict(), f, indent=1)
-            if osp.exists(root):  # made by us with other settings: replace it
+            if osp.exists(root):  # made by us, asked to be made again (overwrite)
                 shutil.rmtree(root)
             os.rename(staging, root)
         finally:

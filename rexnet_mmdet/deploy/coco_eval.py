@@ -5,7 +5,7 @@
     from rexnet_mmdet.deploy.runtimes import Detector
     from rexnet_mmdet.deploy.coco_eval import evaluate_coco
 
-    detector = Detector('ssdlite.onnx', runtime='openvino', threads=2)
+    detector = Detector('ssdlite.onnx', backend='openvino', threads=2)
     metrics = evaluate_coco(detector, 'data/coco/annotations/instances_val2017.json', 'data/coco/val2017')
     print(metrics['bbox_mAP'], metrics['bbox_mAP_50'])
 

@@ -13,6 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.blocks import SqueezeExcite
 from ..models.rexnet import ReXNet
+from .backends import BACKENDS, check_backend
 from .roi_align import BatchedRoIAlign, fast_roi_align
 
 
@@ -95,8 +96,6 @@ def contiguous_roi_features(model: nn.Module) -> int:
     return hooked
 
 
-#: Where ``optimize_for_inference`` runs the backbone.
-BACKENDS = ('torch', 'onnxruntime', 'openvino')
 
 
 def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend: str = 'torch') -> nn.Module:
@@ -117,8 +116,7 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend
     Works in place and returns ``model``; for a bare backbone and a runtime ``backend`` the
     returned module replaces it (use the return value).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+    backend = check_backend(backend, BACKENDS)
     backbones = [m for m in model.modules() if isinstance(m, ReXNet)]
     if not backbones:
         raise ValueError(f'optimize_for_inference found no ReXNet backbone in {type(model).__name__}')

@@ -13,6 +13,7 @@ from mmengine.model import is_model_wrapper
 from mmdet.registry import HOOKS
 
 from ..models.rexnet import ReXNet
+from .backends import check_backend
 from .fuse import optimize_for_inference
 from .roi_align import BatchedRoIAlign
 
@@ -32,7 +33,8 @@ class InferencePathHook(Hook):
 
     Args:
         channels_last: run the backbone channels-last (see ``optimize_for_inference``).
-        backend: where the backbone runs: ``'torch'``, ``'onnxruntime'`` or ``'openvino'``.
+        backend: where the backbone runs: ``'torch'``, ``'onnxruntime'`` or ``'openvino'``
+            (:data:`~rexnet_mmdet.deploy.backends.BACKENDS`).
     """
 
     # After every other hook's before_test: they see (and may still change) the loaded model.
@@ -40,7 +42,7 @@ class InferencePathHook(Hook):
 
     def __init__(self, channels_last: bool = True, backend: str = 'torch'):
         self.channels_last = channels_last
-        self.backend = backend
+        self.backend = check_backend(backend)
         self.applied: Optional[bool] = None
 
     def before_test(self, runner) -> None:

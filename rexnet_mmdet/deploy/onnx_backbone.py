@@ -16,11 +16,10 @@ import torch
 import torch.nn as nn
 
 from ..utils.build import build_backbone
+from .backends import ONNX_OPSET
 from .fuse import optimize_for_inference
 from .runtime_backbone import export_any_backbone
 from .runtimes import ort_session  # noqa: F401  (part of this module's API: the tool times with it)
-
-DEFAULT_OPSET = 17
 
 
 def _check_onnx_stack() -> None:
@@ -61,17 +60,17 @@ def output_names(model: nn.Module) -> List[str]:
 
 
 def export_backbone(model: nn.Module, path: str, input_size: Tuple[int, int] = (224, 224), batch: int = 1,
-                    dynamic: bool = True, opset: int = DEFAULT_OPSET) -> str:
+                    dynamic: bool = True, opset: int = ONNX_OPSET) -> str:
     """Write ``model`` (a ReXNet in eval mode) to ``path`` as ONNX.
 
     Args:
         input_size: ``(H, W)`` of the example input the graph is traced with.
         dynamic: batch, height and width as dynamic axes (else the graph fixes them).
-        opset: ONNX opset (17 by default; 13 or more is needed).
+        opset: ONNX opset (default :data:`~rexnet_mmdet.deploy.backends.ONNX_OPSET`; 13 or more is needed).
     """
     _check_onnx_stack()
     if opset < 13:
-        raise ValueError(f'opset {opset} is too old: use 13 or more (default {DEFAULT_OPSET})')
+        raise ValueError(f'opset {opset} is too old: use 13 or more (default {ONNX_OPSET})')
     export_any_backbone(model, path, input_size, opset, batch, dynamic, names=output_names(model))
     import onnx
     onnx.checker.check_model(onnx.load(path))
@@ -113,5 +112,5 @@ def float32_error(model: nn.Module, x: torch.Tensor) -> float:
 RUNTIME_TIMING = dict(block=10, pause=0.3)
 
 
-__all__ = ['DEFAULT_OPSET', 'build_backbone_for_export', 'output_names', 'export_backbone', 'ort_session',
+__all__ = ['build_backbone_for_export', 'output_names', 'export_backbone', 'ort_session',
            'run_session', 'parity', 'float32_error', 'RUNTIME_TIMING']

@@ -1,8 +1,8 @@
 """RoI Align for CPU inference: mmcv's numbers, in batched tensor operations on any layout.
 
 mmcv's CPU RoIAlign walks every RoI, channel and sample point in one thread, reading the feature
-map as NCHW: in a Faster R-CNN + FPN at 1216x800 it takes about a quarter of ``predict`` on a
-2-core CPU, the same for every backbone. It also misreads channels-last maps (it assumes NCHW
+map as NCHW: in a Faster R-CNN + FPN on a CPU it is a large share of ``predict``, whatever the
+backbone. It also misreads channels-last maps (it assumes NCHW
 strides), which is what a channels-last neck hands it.
 
 Each output bin is a weighted sum of the map positions its sample points interpolate from. The

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .backends import ONNX_OPSET, RUNTIMES, check_backend
 from .runtimes import openvino_model, ort_session
-
-BACKENDS = ('onnxruntime', 'openvino')
 
 
 def export_any_backbone(backbone: nn.Module, path: str, example_hw: Tuple[int, int] = (256, 320),
-                        opset: int = 17, batch: int = 1, dynamic: bool = True,
+                        opset: int = ONNX_OPSET, batch: int = 1, dynamic: bool = True,
                         names: Optional[Sequence[str]] = None) -> Tuple[str, List[str]]:
     """Export ``backbone`` (eval mode, returning a tuple of feature maps) to ONNX at ``path``: the one
     place this project traces a backbone to ONNX.
@@ -59,7 +58,7 @@ class RuntimeBackbone(nn.Module):
 
     Args:
         onnx_path: the exported backbone (see :func:`export_any_backbone`).
-        backend: ``'onnxruntime'`` or ``'openvino'``.
+        backend: ``'onnxruntime'`` or ``'openvino'`` (:data:`~rexnet_mmdet.deploy.backends.RUNTIMES`).
         threads: intra-op threads (default: ``torch.get_num_threads()``, so that both halves of
             the detector use the same number of cores).
         channels_last: return the feature maps channels-last (NHWC memory), as a channels-last
@@ -71,8 +70,7 @@ class RuntimeBackbone(nn.Module):
                  channels_last: bool = True):
         super().__init__()
         self.channels_last = bool(channels_last)
-        if backend not in BACKENDS:
-            raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+        backend = check_backend(backend, RUNTIMES)
         self.backend = backend
         self.onnx_path = onnx_path
         threads = int(threads or torch.get_num_threads())
@@ -130,4 +128,4 @@ def runtime_backbone(backbone: nn.Module, backend: str = 'openvino', onnx_path: 
             os.remove(onnx_path)
 
 
-__all__ = ['BACKENDS', 'export_any_backbone', 'RuntimeBackbone', 'runtime_backbone']
+__all__ = ['export_any_backbone', 'RuntimeBackbone', 'runtime_backbone']

@@ -1,15 +1,15 @@
-"""Run an exported SSD / SSDLite graph (:mod:`rexnet_mmdet.deploy.ssdlite_onnx`) with ONNX Runtime or OpenVINO.
+"""Run an exported SSD / SSDLite graph (:mod:`rexnet_mmdet.deploy.ssdlite_export`) with ONNX Runtime or OpenVINO.
 
 ::
 
     import cv2
     from rexnet_mmdet.deploy.runtimes import Detector
 
-    detector = Detector('ssdlite_rexnet_x1.0.onnx', runtime='openvino', threads=2)   # or runtime='ort'
+    detector = Detector('ssdlite_rexnet_x1.0.onnx', backend='openvino', threads=2)   # or 'onnxruntime'
     boxes, scores, labels = detector.predict(cv2.imread('street.jpg'))   # BGR, as cv2 reads it
     names = [detector.classes[i] for i in labels] if detector.classes else labels
     # bfloat16 in OpenVINO, on CPUs that have it: faster, scores differ in the third decimal
-    fast = Detector('ssdlite_rexnet_x1.0.onnx', runtime='openvino', threads=2, precision='bf16')
+    fast = Detector('ssdlite_rexnet_x1.0.onnx', backend='openvino', threads=2, precision='bf16')
 
 :meth:`Detector.predict` preprocesses as the config's test pipeline and data preprocessor do
 (resize to the graph's input size without keeping the aspect ratio, bilinear; BGR to RGB;
@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-RUNTIMES = ('ort', 'openvino')
+from .backends import RUNTIMES, check_backend
+
 #: Compute precisions; bfloat16 in OpenVINO only.
 PRECISIONS = ('f32', 'bf16')
 #: Metadata keys the export writes (``metadata_props`` of the ONNX model).
@@ -41,7 +42,7 @@ def read_metadata(path: str) -> Dict[str, object]:
     missing = [k for k in META_KEYS if k not in props]
     if missing:
         raise ValueError(f'{path} lacks the metadata {", ".join(missing)}: export it with '
-                         f'rexnet_mmdet.deploy.ssdlite_onnx.export_ssdlite (tools/deployment/ssdlite_onnx.py)')
+                         f'rexnet_mmdet.deploy.ssdlite_export.export_ssdlite (tools/deployment/ssdlite_onnx.py)')
     return {k: json.loads(props[k]) for k in META_KEYS}
 
 
@@ -84,6 +85,12 @@ def preprocess(image_bgr: np.ndarray, input_size: Sequence[int], mean: Sequence[
     without keeping the aspect ratio (bilinear), BGR to RGB when ``bgr_to_rgb``, ``(x - mean) / std``."""
     import cv2
 
+    if image_bgr is None:
+        raise ValueError('the image is None, not an (H, W, 3) BGR array: cv2.imread returns None for a file it '
+                         'cannot read; check that the path exists and is an image')
+    if not isinstance(image_bgr, np.ndarray):
+        raise ValueError(f'expected an (H, W, 3) BGR image as a NumPy array (as cv2.imread returns it), got a '
+                         f'{type(image_bgr).__name__}')
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
         raise ValueError(f'expected an (H, W, 3) BGR image, got shape {tuple(image_bgr.shape)}')
     h, w = input_size
@@ -161,30 +168,31 @@ class Detector:
     """An exported SSD / SSDLite graph in ONNX Runtime or OpenVINO, with its preprocessing.
 
     Args:
-        path: the ``.onnx`` file written by :func:`rexnet_mmdet.deploy.ssdlite_onnx.export_ssdlite`.
-        runtime: ``'ort'`` (ONNX Runtime) or ``'openvino'``.
+        path: the ``.onnx`` file written by :func:`rexnet_mmdet.deploy.ssdlite_export.export_ssdlite`.
+        backend: ``'onnxruntime'`` (ONNX Runtime) or ``'openvino'`` (:data:`RUNTIMES`; ``'ort'`` and the
+            keyword ``runtime=`` are accepted as earlier spellings).
         threads: CPU threads for the runtime (default: its own choice).
         precision: ``'f32'`` (default) or ``'bf16'``, OpenVINO only (see :func:`openvino_model`).
     """
 
-    def __init__(self, path: str, runtime: str = 'ort', threads: Optional[int] = None, precision: str = 'f32'):
-        if runtime not in RUNTIMES:
-            raise ValueError(f'runtime must be one of {", ".join(RUNTIMES)}, got {runtime!r}')
+    def __init__(self, path: str, backend: str = 'onnxruntime', threads: Optional[int] = None,
+                 precision: str = 'f32', *, runtime: Optional[str] = None):
+        backend = check_backend(backend if runtime is None else runtime, RUNTIMES)
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
-        if precision != 'f32' and runtime != 'openvino':
-            raise ValueError(f"precision {precision!r} needs runtime='openvino'; ONNX Runtime computes this "
+        if precision != 'f32' and backend != 'openvino':
+            raise ValueError(f"precision {precision!r} needs backend='openvino'; ONNX Runtime computes this "
                              f'graph in float32')
         meta = read_metadata(path)
         self.path = path
-        self.runtime = runtime
+        self.backend = backend
         self.precision = precision
         self.input_size: Tuple[int, int] = tuple(int(v) for v in meta['input_size'])
         self.mean = np.asarray(meta['mean'], dtype=np.float32)
         self.std = np.asarray(meta['std'], dtype=np.float32)
         self.bgr_to_rgb = bool(meta['bgr_to_rgb'])
         self.classes: Optional[List[str]] = meta['classes']
-        if runtime == 'ort':
+        if backend == 'onnxruntime':
             session = ort_session(path, threads)
             names = [o.name for o in session.get_outputs()]
 

@@ -2,8 +2,8 @@
 
 Importing this package makes mmengine read every checkpoint (local paths, URLs and its other
 schemes) through ``rexnet_mmdet.models.weights.safe_load`` (weights only, plus the classes
-mmengine training checkpoints hold), registers ``CheckpointCheckHook`` and
-``TrainingCurvesHook`` in mmengine's HOOKS and the atomic local file backend used to save
+mmengine training checkpoints hold), registers ``CheckpointCheckHook``, ``TrainingCurvesHook``
+and ``StrideCheckHook`` in mmengine's HOOKS and the atomic local file backend used to save
 checkpoints.
 """
 from .checkpoint import (TRAINING_CHECKPOINT_GLOBALS, CheckpointCheckHook, CheckpointError, CheckpointMismatchError,
@@ -12,6 +12,7 @@ from .checkpoint import (TRAINING_CHECKPOINT_GLOBALS, CheckpointCheckHook, Check
                          load_checkpoint, load_checkpoint_file, prepare_checkpoints, register_safe_checkpoint_loader)
 from .curves import TrainingCurvesHook, plot_training_curves, read_scalar_logs
 from .data_checks import DatasetCheckError, check_run_data
+from .stride_check import StrideCheckHook, StrideMismatchError, add_stride_check, check_feature_strides
 
 register_safe_checkpoint_loader()
 
@@ -20,5 +21,6 @@ __all__ = [
     'CheckpointNotFoundError', 'CorruptCheckpointError', 'MalformedCheckpointError', 'UnsafeCheckpointError',
     'check_training_checkpoint', 'check_weights_fit', 'find_resume_checkpoint', 'load_checkpoint',
     'load_checkpoint_file', 'prepare_checkpoints', 'register_safe_checkpoint_loader', 'TrainingCurvesHook',
-    'plot_training_curves', 'read_scalar_logs', 'DatasetCheckError', 'check_run_data'
+    'plot_training_curves', 'read_scalar_logs', 'DatasetCheckError', 'check_run_data', 'StrideCheckHook',
+    'StrideMismatchError', 'add_stride_check', 'check_feature_strides'
 ]

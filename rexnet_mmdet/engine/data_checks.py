@@ -243,8 +243,9 @@ def _missing_dataset_error(loader: str, ds_cfg: dict, ann_file: str) -> DatasetC
     name = 'COCO dataset' if is_coco else f'dataset of {loader}'
     root = data_root or osp.dirname(osp.dirname(ann_file)) or '.'
     todo = COCO_HELP.format(root=root, root_noslash=root.rstrip('/'), key=loader) if is_coco else (
-        f'Put the dataset there, or point the config at it with --cfg-options '
-        f'{loader}.dataset.data_root=... {loader}.dataset.ann_file=...')
+        f'Put the dataset there, or point the config at it with your folder in place of /path/to/dataset/: '
+        f'--cfg-options {loader}.dataset.data_root=/path/to/dataset/ '
+        f'{loader}.dataset.ann_file={ds_cfg.get("ann_file")}')
     return DatasetCheckError(f'{name} not found for {loader} (run from {os.getcwd()}): {looked}. {todo}')
 
 
@@ -300,7 +301,7 @@ def check_dataset(loader: str, ds_cfg: dict, for_evaluation: bool, model_cfg: Op
     if classes:
         present = [c for c in classes if c in names]
         if not present:
-            example = ','.join(map(repr, names[:3])) + (',...' if len(names) > 3 else '')
+            example = ','.join(map(repr, names))  # every name: the option is pasted as it stands
             raise DatasetCheckError(
                 f'{ann_file}: none of the {len(classes)} classes the config expects ({_examples(list(classes))}) '
                 f'is a category of this file (its categories: {_examples(names)}). Tell the config the '
@@ -336,12 +337,16 @@ def check_evaluator_ann_file(key: str, evaluator_cfg) -> None:
 
 
 def prepare_synthetic_datasets(cfg: Config, loaders: Sequence[str]) -> None:
-    """Make the synthetic datasets a config uses, if they are not there yet."""
+    """Make the synthetic datasets a config uses, if they are not there yet (a folder holding other
+    data is refused with a ``DatasetCheckError``, never replaced)."""
     from rexnet_mmdet.datasets.synthetic import generate_shapes_dataset, settings_from_config
     for loader in loaders:
         for ds in _leaf_datasets((cfg.get(loader) or {}).get('dataset')):
             if ds.get('type') == 'ShapesDataset':
-                generate_shapes_dataset(osp.expanduser(ds['data_root']), settings_from_config(ds.get('synthetic')))
+                try:
+                    generate_shapes_dataset(osp.expanduser(ds['data_root']), settings_from_config(ds.get('synthetic')))
+                except FileExistsError as e:
+                    raise DatasetCheckError(str(e)) from e
 
 
 def check_run_data(cfg: Config, loaders: Sequence[str], verbose: bool = True) -> List[DatasetSummary]:

@@ -11,7 +11,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ..utils.build import load_config
+from ..utils.build import load_config, missing_config_message
 from ..utils.cli import fail
 
 LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
@@ -35,7 +35,7 @@ def add_common_arguments(parser) -> None:
 def load_run_config(config: str, cfg_options: Optional[dict], work_dir: Optional[str], launcher: str) -> Config:
     """Read ``config``, apply ``--cfg-options`` and settle the launcher and the work dir."""
     if not osp.isfile(config):
-        fail(f'config file {config} not found (absolute path {osp.abspath(config)}); the configs are in configs/')
+        fail(missing_config_message(config))
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
     if launcher == 'pytorch' and 'RANK' not in os.environ:
@@ -104,9 +104,12 @@ def use_standard_coco_summary(cfg: Config, keys: Sequence[str] = ('val_evaluator
     mmdet's ``CocoMetric`` hands its ``proposal_nums`` (default 100, 300, 1000) to COCOeval as
     ``maxDets``: its summary then shows AR@100/300/1000 where COCO's shows AR@1/10/100, and
     its AP lines allow 1000 detections per image. With (1, 10, 100) the printed table is
-    COCO's own. The AP metrics (``coco/bbox_mAP`` ...) do not change for detectors that
-    keep at most 100 detections per image (every config here). Left alone: evaluators that
-    set ``proposal_nums`` or ``metric_items`` themselves, and proposal (RPN) evaluation.
+    COCO's own, and AP counts each image's best 100 detections, as COCO's evaluation does. The AP
+    metrics (``coco/bbox_mAP`` ...) are then those mmdet would report for detectors that keep at
+    most 100 detections per image (``max_per_img``: the R-CNN and RetinaNet configs here); for
+    detectors that keep more (the SSDLite configs keep up to 200, RTMDet up to 300) they count
+    only the best 100. Left alone: evaluators that set ``proposal_nums`` or ``metric_items``
+    themselves, and proposal (RPN) evaluation.
     """
     for key in keys:
         evaluators = cfg.get(key)

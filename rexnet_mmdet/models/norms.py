@@ -1,6 +1,10 @@
 """Re-estimating BatchNorm running statistics from data: the one implementation that building
-random models for timing (``utils.build``) and carrying weights to another width (``weights.transfer``)
-both use."""
+random models (``utils.build``), carrying weights to another width (``weights.transfer``) and the
+feature-rank analysis use.
+
+- :func:`reestimate_batchnorm`: statistics of whatever a callable runs (any model, any input);
+- :func:`calibrate_batchnorm`: statistics of a batch of images, fed through the model in batches.
+"""
 from typing import Any, Callable, Iterable, Optional
 
 import torch
@@ -36,4 +40,22 @@ def reestimate_batchnorm(model: nn.Module, run: Callable[[], Any], steps: int = 
     return len(norms)
 
 
-__all__ = ['reestimate_batchnorm']
+@torch.no_grad()
+def calibrate_batchnorm(model: nn.Module, images: torch.Tensor, norms: Optional[Iterable[str]] = None,
+                        batch_size: int = 16) -> int:
+    """Re-estimate BatchNorm running statistics on ``images`` (a ``(N, 3, H, W)`` batch), fed in
+    batches of ``batch_size``; the model is left in eval mode.
+
+    Randomly initialised networks keep BatchNorm's default statistics (mean 0, variance 1), which
+    normalise nothing: activations vanish over ReXNet's 16 blocks. Statistics of the data give
+    activations of a trained network's scale; after narrowing a trained network to another width
+    they fit the channels that are left. ``norms``: as in :func:`reestimate_batchnorm`. Returns the
+    number of norm layers re-estimated.
+    """
+    model.eval()
+    batches = images.split(batch_size)
+    feed = iter(batches)
+    return reestimate_batchnorm(model, lambda: model(next(feed)), steps=len(batches), names=norms)
+
+
+__all__ = ['reestimate_batchnorm', 'calibrate_batchnorm']

@@ -1,15 +1,19 @@
 """Models from configs, the one place the tools, the inference path and the analyses build them.
 
-- :func:`load_config`: a config file or an installed package's config (``'mmdet::...'``).
+- :func:`load_config`: a config file or an installed package's config (``'mmdet::...'``); a
+  path that does not exist gets the nearest config names (:func:`missing_config_message`).
+- :func:`dataset_classes`: the class names a config's dataset has.
 - :func:`build_backbone` / :func:`build_detector`: seeded, random weights by the model's own
-  ``init_weights`` (or a backbone checkpoint), never a download, BatchNorm statistics calibrated.
-- :func:`calibrate_batchnorm`: running statistics taken from data, as training would set them.
+  ``init_weights`` (or a backbone checkpoint), never a download, BatchNorm statistics set on
+  random images (:func:`rexnet_mmdet.models.norms.reestimate_batchnorm`).
 - :func:`fake_batch`: random images with boxes (and masks), as a data loader yields them.
 """
 import contextlib
 import copy
+import difflib
+import glob
 import os.path as osp
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -30,14 +34,55 @@ def load_config(config: str, cfg_options: Optional[dict] = None):
         from mmengine.hub import get_config
         cfg = get_config(config)
     elif not osp.isfile(config):
-        raise FileNotFoundError(f'config file {config} does not exist; pass the path of a config, e.g. '
-                                f'configs/faster_rcnn_rexnet_x1.0_fpn.py, or a package config such as '
-                                f'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+        raise FileNotFoundError(missing_config_message(config))
     else:
         cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg
+
+
+def missing_config_message(config: str) -> str:
+    """What to say about a config path that does not exist: the nearest existing config names (in its
+    folder, else in configs/), or an example of what to pass."""
+    folder = osp.dirname(config)
+    candidates = glob.glob(osp.join(folder, '*.py')) if folder and osp.isdir(folder) else []
+    if not candidates:
+        candidates = [osp.relpath(p) for p in glob.glob(osp.join(CONFIG_DIR, '**', '*.py'), recursive=True)
+                      if '_base_' not in p]
+    by_name = {}
+    for path in sorted(candidates):
+        by_name.setdefault(osp.basename(path), path)
+    near = difflib.get_close_matches(osp.basename(config), list(by_name), n=3, cutoff=0.6)
+    if near:
+        return f'config file {config} does not exist; did you mean {" or ".join(by_name[n] for n in near)}?'
+    return (f'config file {config} does not exist; pass the path of a config, e.g. '
+            f'configs/faster_rcnn_rexnet_x1.0_fpn.py, or a package config such as '
+            f'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py')
+
+
+def dataset_classes(cfg) -> Optional[Tuple[str, ...]]:
+    """The class names of ``cfg``'s test dataset (else its val or train dataset): the dataset's
+    ``metainfo.classes``, else its type's ``METAINFO`` (COCO's 80 for ``CocoDataset``); None if unknown.
+    Nothing is read from disk."""
+    from mmdet.registry import DATASETS
+    from mmdet.utils import register_all_modules
+
+    register_all_modules(init_default_scope=False)
+    for loader in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        ds = (cfg.get(loader) or {}).get('dataset')
+        while isinstance(ds, dict) and ('dataset' in ds or ds.get('datasets')):
+            ds = ds['dataset'] if 'dataset' in ds else ds['datasets'][0]
+        if not isinstance(ds, dict):
+            continue
+        classes = (ds.get('metainfo') or {}).get('classes')
+        if not classes:
+            kind = ds.get('type')
+            cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+            classes = (getattr(cls, 'METAINFO', None) or {}).get('classes')
+        if classes:
+            return tuple(str(c) for c in classes)
+    return None
 
 
 @contextlib.contextmanager
@@ -53,18 +98,6 @@ def quiet_logs(level: str = 'ERROR') -> Iterator[None]:
         yield
     finally:
         logger.setLevel(saved)
-
-
-def calibrate_batchnorm(model: nn.Module, run: Callable[[], Any], steps: int = 1) -> int:
-    """Set every BatchNorm's running statistics to those of the activations ``run()`` produces.
-
-    Randomly initialised networks with default BatchNorm statistics (mean 0, variance 1) do not
-    normalise anything: ReXNet's depthwise convs under Kaiming ``fan_out`` init shrink activations
-    ~300-fold each, down to the subnormal floats that CPUs compute slowly, and a parity check on
-    such outputs could not fail. Statistics taken from the data, as training would set them, give
-    activations of a trained network's scale. Returns the number of BatchNorm layers set.
-    """
-    return reestimate_batchnorm(model, run, steps)
 
 
 def fake_batch(batch_size: int, size_wh: Tuple[int, int], num_boxes: int = 8, num_classes: int = 80,
@@ -95,8 +128,7 @@ def build_backbone(cfg: dict, seed: int = 0, checkpoint: Optional[str] = None,
     Weights: ``checkpoint`` (any ImageNet or detector checkpoint
     :func:`~rexnet_mmdet.models.weights.load_backbone_weights` reads) when given; else the
     backbone's own ``init_weights`` after ``torch.manual_seed(seed)``, its BatchNorm statistics set
-    on random images of ``calibration_size`` (see :func:`calibrate_batchnorm`; ``None``: left at
-    their defaults). The config's ``init_cfg`` is never followed (no download).
+    on random images of ``calibration_size`` (``None``: left at their defaults). The config's ``init_cfg`` is never followed (no download).
     """
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
@@ -114,9 +146,12 @@ def build_backbone(cfg: dict, seed: int = 0, checkpoint: Optional[str] = None,
             model = MODELS.build(cfg)
             model.init_weights()
         if calibration_size:
+            # Random weights with BatchNorm's default statistics (mean 0, variance 1) normalise
+            # nothing: activations shrink block by block to subnormal floats, which CPUs compute
+            # slowly and which no parity check could fail on. Statistics of the data fix that.
             x = torch.randn(4, 3, calibration_size, calibration_size,
                             generator=torch.Generator().manual_seed(seed))
-            calibrate_batchnorm(model, lambda: model(x))
+            reestimate_batchnorm(model, lambda: model(x))
     model.eval()  # not chained: MobileNetV2.train() returns None
     return model
 
@@ -127,8 +162,8 @@ def build_detector(cfg, seed: int = 0, init_weights: bool = True,
 
     ``init_weights``: run the model's own ``init_weights`` (after ``torch.manual_seed(seed)``);
     the backbone's ``init_cfg`` is dropped first, so nothing is downloaded. ``calibration_size``:
-    ``(W, H)`` of the random images whose activations set the BatchNorm statistics (see
-    :func:`calibrate_batchnorm`; ``None``: left at their defaults).
+    ``(W, H)`` of the random images whose activations set the BatchNorm statistics (``None``:
+    left at their defaults).
     """
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
@@ -146,7 +181,7 @@ def build_detector(cfg, seed: int = 0, init_weights: bool = True,
     if calibration_size:
         # Two images: the SE blocks' BatchNorm sees one value per channel and image.
         data = model.data_preprocessor(fake_batch(2, calibration_size), False)
-        calibrate_batchnorm(model, lambda: model.extract_feat(data['inputs']))
+        reestimate_batchnorm(model, lambda: model.extract_feat(data['inputs']))
     return model
 
 
@@ -157,5 +192,5 @@ def calibration_image_size(image_size: Tuple[int, int], longest: int = 640) -> T
     return max(32, int(image_size[0] * scale)), max(32, int(image_size[1] * scale))
 
 
-__all__ = ['PROJECT_ROOT', 'CONFIG_DIR', 'load_config', 'quiet_logs', 'calibrate_batchnorm', 'fake_batch',
-           'build_backbone', 'build_detector', 'calibration_image_size']
+__all__ = ['PROJECT_ROOT', 'CONFIG_DIR', 'load_config', 'missing_config_message', 'dataset_classes', 'quiet_logs',
+           'fake_batch', 'build_backbone', 'build_detector', 'calibration_image_size']

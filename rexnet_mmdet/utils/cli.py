@@ -1,8 +1,9 @@
-"""The one way a command-line tool of this project fails: ``error: <message>`` on stderr, exit
-status 1, no traceback. The message says what was wrong and what to do; a traceback would only hide it."""
+"""What the command-line tools share: the one way a tool fails (``error: <message>`` on stderr, exit
+status 1, no traceback: the message says what was wrong and what to do; a traceback would only hide
+it), and the one way they take an image size (``--shape WIDTH [HEIGHT]``)."""
 import functools
 import sys
-from typing import Callable, NoReturn, Optional, Sequence, Tuple, Type
+from typing import Callable, List, NoReturn, Optional, Sequence, Tuple, Type
 
 #: Errors the package raises for what a user can fix (a bad argument, a missing or wrong file, a
 #: missing optional package). Anything else is a bug and keeps its traceback.
@@ -37,4 +38,23 @@ def tool_main(main: Optional[Callable] = None, *, errors: Tuple[Type[BaseExcepti
     return wrap(main) if main is not None else wrap
 
 
-__all__ = ['USER_ERRORS', 'fail', 'tool_main']
+def add_shape_argument(parser, default: Optional[List[int]] = None, default_text: str = '') -> None:
+    """``--shape WIDTH [HEIGHT]``, width first as in mmdet's ``Resize`` scale; one number is a square.
+    Read it with :func:`shape_wh`."""
+    parser.add_argument('--shape', type=int, nargs='+', metavar=('WIDTH', 'HEIGHT'), default=default,
+                        help='input WIDTH [HEIGHT] in pixels, width first as in mmdet\'s Resize scale; one number '
+                             'for a square' + (f' (default: {default_text})' if default_text else ''))
+
+
+def shape_wh(shape: Sequence[int], minimum: int = 32) -> Tuple[int, int]:
+    """``(W, H)`` of a ``--shape WIDTH [HEIGHT]`` value; ``ValueError`` for anything else."""
+    if not 1 <= len(shape) <= 2:
+        raise ValueError(f'--shape takes WIDTH [HEIGHT], got {" ".join(map(str, shape))}')
+    w, h = (shape[0], shape[-1])
+    if min(w, h) < minimum:
+        raise ValueError(f'--shape {" ".join(map(str, shape))} is too small: at least {minimum} pixels a side '
+                         f'(ReXNet downsamples by 32)')
+    return w, h
+
+
+__all__ = ['USER_ERRORS', 'fail', 'tool_main', 'add_shape_argument', 'shape_wh']

@@ -4,7 +4,8 @@ import torch
 
 from rexnet_mmdet.analysis.feature_rank import (BackboneSpec, backbone_from_spec, feature_rank, parse_backbone_spec,
                                                 parse_config_spec, pooled_features, random_images,
-                                                recalibrate_batchnorm, singular_value_cdf)
+                                                singular_value_cdf)
+from rexnet_mmdet.models.norms import calibrate_batchnorm
 
 
 def test_feature_rank_of_rank_one_and_random_features():
@@ -61,7 +62,7 @@ def test_checkpoint_is_loaded_and_bn_is_recalibrated(tmp_path):
 
     images = random_images(8, 64)
     before = pooled_features(source, images, batch_size=4)
-    recalibrate_batchnorm(source, images, batch_size=4)
+    calibrate_batchnorm(source, images, batch_size=4)
     after = pooled_features(source, images, batch_size=4)
     assert before.shape == after.shape == (8, 1152)
     assert not source.training

@@ -93,14 +93,19 @@ def test_object_counts_follow_the_settings(dataset, tmp_path):
     assert set(counts) == {0, 1}  # images without objects are part of the dataset
 
 
-def test_second_call_reuses_and_other_settings_regenerate(tmp_path):
+def test_second_call_reuses_and_other_settings_are_refused_unless_overwrite(tmp_path):
     root = str(tmp_path / 'root')
     generate_shapes_dataset(root, SMALL)
     stamp = osp.getmtime(osp.join(root, STAMP_FILE))
     generate_shapes_dataset(root, SMALL)
     assert osp.getmtime(osp.join(root, STAMP_FILE)) == stamp
+    # A dataset made with other settings (by the tool, say) is the user's: it is never remade silently.
     bigger = ShapesSettings(**dict(vars(SMALL), splits={'train': 3, 'val': 2}))
-    generate_shapes_dataset(root, bigger)
+    with pytest.raises(FileExistsError, match=r"made with other settings \(splits \{'train': 10, 'val': 6\} there, "
+                                              r"\{'train': 3, 'val': 2\} wanted\); refusing to replace it"):
+        generate_shapes_dataset(root, bigger)
+    assert is_complete(root, SMALL) and osp.getmtime(osp.join(root, STAMP_FILE)) == stamp
+    generate_shapes_dataset(root, bigger, overwrite=True)
     assert is_complete(root, bigger) and not is_complete(root, SMALL)
     assert len(COCO(osp.join(root, ann_file_name('train'))).getImgIds()) == 3
 
@@ -144,10 +149,13 @@ def test_shapes_dataset_loads_in_mmdet(tmp_path):
     import rexnet_mmdet.datasets  # noqa: F401
     register_all_modules()
     root = str(tmp_path / 'made_on_first_use')
-    dataset = DATASETS.build(dict(
-        type='ShapesDataset', data_root=root, ann_file='annotations/instances_val.json',
-        data_prefix=dict(img='val/'), synthetic=dict(image_size=64, splits=dict(train=2, val=3)),
-        test_mode=True, pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)]))
+    cfg = dict(type='ShapesDataset', data_root=root, ann_file='annotations/instances_val.json',
+               data_prefix=dict(img='val/'), synthetic=dict(image_size=64, splits=dict(train=2, val=3)),
+               test_mode=True, pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)])
+    # Asked for its metainfo only (as mmdet's init_detector asks for the palette): nothing is made.
+    assert DATASETS.build(dict(cfg, lazy_init=True)).metainfo['classes'] == SHAPE_CLASSES
+    assert not osp.exists(root)
+    dataset = DATASETS.build(cfg)
     assert len(dataset) == 3 and dataset.metainfo['classes'] == SHAPE_CLASSES
     sample = dataset[0]
     assert sample['img'].shape == (64, 64, 3) and len(sample['gt_bboxes']) == len(sample['gt_bboxes_labels'])

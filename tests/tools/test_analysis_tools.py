@@ -77,7 +77,7 @@ def test_get_flops_cli(tool_error):
                 '--widen-factor', '1.0', '--markdown')
     lines = proc.stdout.splitlines()
     assert lines[0].startswith('| model | input | params | params (paper) | FLOPs')
-    assert lines[2] == '| ReXNet-1.0 classifier | 224x224 | 4.80M | 4.8M | 0.398G | 0.40G | 0.385G |'
+    assert lines[2] == '| ReXNet x1.0 classifier | 224x224 | 4.80M | 4.8M | 0.398G | 0.40G | 0.385G |'
     start = lines.index(next(line for line in lines if line.startswith('| config |')))
     assert lines[start].startswith('| config | params (ours) | params (paper) | FLOPs (ours, input)')
     assert lines[start + 2].startswith('| ssdlite_rexnet_x0.9 | 4.99M | 5.0M | 0.89G (320x320) |')

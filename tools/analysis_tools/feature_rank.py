@@ -21,8 +21,9 @@ import time
 
 from rexnet_mmdet.analysis.feature_rank import (backbone_from_spec, feature_rank, folder_images, parse_backbone_spec,
                                                 parse_config_spec, pooled_features, random_images,
-                                                recalibrate_batchnorm, synthetic_images)
+                                                synthetic_images)
 from rexnet_mmdet.analysis.report import plot_feature_rank
+from rexnet_mmdet.models.norms import calibrate_batchnorm
 from rexnet_mmdet.utils.cli import fail, tool_main
 
 
@@ -90,8 +91,8 @@ def main(argv=None) -> None:
         except (FileNotFoundError, ValueError) as err:
             fail(f'{spec.label}: {err}')
         if not spec.checkpoint:
-            # Random weights: BN statistics from the images (see recalibrate_batchnorm).
-            recalibrate_batchnorm(backbone, images, args.batch_size)
+            # Random weights: BN statistics from the images (see rexnet_mmdet.models.norms.calibrate_batchnorm).
+            calibrate_batchnorm(backbone, images, batch_size=args.batch_size)
         feats = pooled_features(backbone, images, args.batch_size)
         results[spec.label] = feature_rank(feats, center=not args.no_center)
         r = results[spec.label]

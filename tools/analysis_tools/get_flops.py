@@ -17,8 +17,9 @@ import time
 from rexnet_mmdet.analysis.complexity import backbone_complexity, classifier_complexity, detector_complexity
 from rexnet_mmdet.analysis.channel_configs import stagewise_block_channels
 from rexnet_mmdet.analysis.paper import CONFIG_NAMES, paper_classifier, paper_detector
+from rexnet_mmdet.models.width_names import width_tag
 from rexnet_mmdet.utils.build import CONFIG_DIR
-from rexnet_mmdet.utils.cli import fail, tool_main
+from rexnet_mmdet.utils.cli import add_shape_argument, fail, shape_wh, tool_main
 from rexnet_mmdet.utils.tables import format_count, table
 
 
@@ -42,9 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--stagewise', action='store_true',
                         help='with --backbone: use the stage-wise (MobileNetV2-like) channels of '
                              'equal cost instead of the linear rule')
-    parser.add_argument('--shape', nargs='+', type=int,
-                        help='input WIDTH [HEIGHT]; default: 224 for --backbone, the paper\'s size for '
-                             'the nine configs (320 or 1200 800), else the config\'s test scale')
+    add_shape_argument(parser, default_text='224 for --backbone, the paper\'s size for the nine configs '
+                                            '(320 or 1200 800), else the config\'s test scale')
     parser.add_argument('--no-pad', action='store_true', help='do not pad the input to the '
                         'config\'s pad_size_divisor')
     parser.add_argument('--count-norm', action='store_true',
@@ -87,7 +87,7 @@ def run_backbone(args) -> None:
         bb = backbone_complexity(w, size, out_indices=(5,), block_channels=channels,
                                  count_norm=args.count_norm)
         paper = paper_classifier(w) if not args.stagewise else None
-        name = f'ReXNet-{w:.1f}' + (' stage-wise' if args.stagewise else '') + ' classifier'
+        name = f'ReXNet {width_tag(w)}' + (' stage-wise' if args.stagewise else '') + ' classifier'
         rows.append([name, _size_text(cls.input_shape), f'{cls.params_m:.2f}M',
                      f'{paper.params_m:.1f}M' if paper else '-', f'{cls.gflops:.3f}G',
                      f'{paper.gflops:.2f}G' if paper else '-', f'{bb.gflops:.3f}G'])
@@ -95,7 +95,7 @@ def run_backbone(args) -> None:
             print(f'{name}:')
             _detail(cls)
         if channels is not None:
-            print(f'ReXNet-{w:.1f} stage-wise block channels: {channels}')
+            print(f'ReXNet {width_tag(w)} stage-wise block channels: {channels}')
     _print_table(header, rows, args.markdown)
 
 
@@ -176,10 +176,8 @@ def run_configs(args, configs) -> None:
 @tool_main
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.shape is not None and not 1 <= len(args.shape) <= 2:
-        fail(f'--shape takes WIDTH [HEIGHT], got {args.shape}')
-    if args.shape is not None and min(args.shape) < 32:
-        fail(f'--shape {args.shape} is too small; ReXNet downsamples by 32')
+    if args.shape is not None:
+        shape_wh(args.shape)
     configs = _config_list(args)
     if args.backbone is None and not configs:
         fail('nothing to count: give config files, --all-configs or --backbone rexnet')

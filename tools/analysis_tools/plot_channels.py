@@ -25,14 +25,11 @@ from rexnet_mmdet.analysis.channel_configs import (MOBILENETV2_STAGE_CHANNELS, b
                                                    stagewise_block_channels)
 from rexnet_mmdet.models.channels import (STAGE_DEPTHS, check_widen_factor, linear_block_channels,  # noqa: E402
                                           stem_channels)
+from rexnet_mmdet.models.width_names import width_tag  # noqa: E402
 from rexnet_mmdet.utils.cli import tool_main  # noqa: E402
 
 #: MobileNetV2 itself (paper Table 1): 17 blocks, 16(x1)-24(x2)-32(x3)-64(x4)-96(x3)-160(x3)-320(x1).
 MOBILENETV2_BLOCKS = [16] + [24] * 2 + [32] * 3 + [64] * 4 + [96] * 3 + [160] * 3 + [320]
-
-
-def _w(w: float) -> str:
-    return f'{w:.1f}' if round(w, 1) == w else f'{w:g}'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -62,16 +59,16 @@ def main(argv=None) -> None:
     for i, w in enumerate(widths):
         linear = linear_block_channels(w)
         macs = backbone_macs(w, None) / 1e6
-        print(f'x{_w(w)} linear     stem {stem_channels(w)}, blocks {linear} ({macs:.0f}M multiply-adds at 224x224)')
+        print(f'{width_tag(w)} linear     stem {stem_channels(w)}, blocks {linear} ({macs:.0f}M multiply-adds at 224x224)')
         ax.plot(blocks, linear, color=colors(i % 10), marker='o', ms=4, lw=2,
-                label=f'ReXNet x{_w(w)}, linear ({macs:.0f}M MACs)')
+                label=f'ReXNet {width_tag(w)}, linear ({macs:.0f}M MACs)')
         if not args.no_stagewise:
             stagewise = stagewise_block_channels(w)
             smacs = backbone_macs(w, stagewise) / 1e6
-            print(f'x{_w(w)} stage-wise stem {stem_channels(w)}, blocks {stagewise} ({smacs:.0f}M multiply-adds, '
+            print(f'{width_tag(w)} stage-wise stem {stem_channels(w)}, blocks {stagewise} ({smacs:.0f}M multiply-adds, '
                   f'{100 * (smacs / macs - 1):+.1f}%)')
             ax.plot(blocks, stagewise, color=colors(i % 10), ls='--', marker='s', ms=3.5, lw=1.5,
-                    drawstyle='steps-mid', label=f'stage-wise x{_w(w)} ({smacs:.0f}M MACs)')
+                    drawstyle='steps-mid', label=f'stage-wise {width_tag(w)} ({smacs:.0f}M MACs)')
     if args.mobilenetv2:
         ax.plot(range(len(MOBILENETV2_BLOCKS)), MOBILENETV2_BLOCKS, color='0.4', ls=':', marker='^', ms=3.5,
                 label='MobileNetV2 (17 blocks, Table 1)')

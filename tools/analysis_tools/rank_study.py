@@ -1,7 +1,7 @@
 """Rank of random layers vs. their dimension ratio (the paper's §3, Figure 1).
 
 Example:
-    python tools/analysis_tools/rank_study.py                      # ~1 minute on 2 cores
+    python tools/analysis_tools/rank_study.py
     python tools/analysis_tools/rank_study.py --trials 3 --out work_dirs/analysis/rank_quick.png
 """
 import argparse

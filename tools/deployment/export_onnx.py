@@ -19,10 +19,10 @@ import sys
 
 import torch
 
-from rexnet_mmdet.analysis.speed import width_name
 from rexnet_mmdet.deploy import onnx_backbone as ox
 from rexnet_mmdet.deploy import optimize_for_inference
-from rexnet_mmdet.utils.cli import tool_main
+from rexnet_mmdet.models.width_names import width_tag
+from rexnet_mmdet.utils.cli import add_shape_argument, shape_wh, tool_main
 from rexnet_mmdet.utils.timing import (busy_warning, format_machine, machine_info, medians, time_interleaved,
                                        usable_cores)
 
@@ -41,8 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--checkpoint', help='backbone weights: official, timm or this project\'s format '
                                              '(a path or URL, as rexnet_mmdet.models.weights reads them)')
     parser.add_argument('--out', help='ONNX file to write (default: work_dirs/rexnet_x{w}_{taps}.onnx)')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
-                        help='input height and width for the export, the check and the timing (default 224 224)')
+    add_shape_argument(parser, default=[224], default_text='224: 224x224; the size of the export, the check '
+                                                          'and the timing')
     parser.add_argument('--batch', type=int, default=1, help='batch for the export and the timing (default 1)')
     parser.add_argument('--dynamic', action='store_true',
                         help='dynamic batch, height and width (also checked at another batch and size)')
@@ -62,13 +62,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.widen_factor <= 0:
         parser.error(f'--widen-factor must be positive, got {args.widen_factor}')
-    if min(args.shape) < 32 or args.batch < 1:
-        parser.error('--shape must be at least 32 32 and --batch at least 1')
+    try:
+        args.width, args.height = shape_wh(args.shape)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.batch < 1:
+        parser.error('--batch must be at least 1')
     if args.repeats < 0 or args.warmup < 0:
         parser.error('--repeats and --warmup must be 0 or more')
     if args.out is None:
         taps = ''.join(str(i) for i in args.out_indices)
-        args.out = osp.join('work_dirs', f'rexnet_x{args.widen_factor:g}_taps{taps}.onnx')
+        args.out = osp.join('work_dirs', f'rexnet_{width_tag(args.widen_factor)}_taps{taps}.onnx')
     return args
 
 
@@ -85,10 +89,10 @@ def main(argv=None) -> int:
     folded = copy.deepcopy(eager)
     if not args.no_fold:
         optimize_for_inference(folded, channels_last=False)
-    h, w = args.shape
+    h, w = args.height, args.width
     ox.export_backbone(folded, args.out, (h, w), args.batch, dynamic=args.dynamic, opset=args.opset)
     names = ox.output_names(eager)
-    print(f'wrote {args.out}: ReXNet {width_name(args.widen_factor)}, outputs {", ".join(names)}, opset {args.opset}, '
+    print(f'wrote {args.out}: ReXNet {width_tag(args.widen_factor)}, outputs {", ".join(names)}, opset {args.opset}, '
           f'{"dynamic batch/height/width" if args.dynamic else f"fixed input {args.batch}x3x{h}x{w}"}, '
           f'BatchNorm {"kept" if args.no_fold else "folded"}, '
           f'{"weights from " + args.checkpoint if args.checkpoint else "random weights"}')

@@ -2,15 +2,15 @@
 
 The graph holds the network (BatchNorm folded), box decoding with the priors of the config's
 fixed input size, softmax scores, the config's score threshold and ``nms_pre``, per-class NMS
-(ONNX's ``NonMaxSuppression``) and ``max_per_img``; see ``rexnet_mmdet/deploy/ssdlite_onnx.py``.
+(ONNX's ``NonMaxSuppression``) and ``max_per_img``; see ``rexnet_mmdet/deploy/ssdlite_export.py``.
 
 Examples:
     python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py CHECKPOINT --out ssdlite.onnx \\
-        --images demo/ --runtime openvino --show-dir work_dirs/ssdlite_shown
+        --images demo/ --backend openvino --show-dir work_dirs/ssdlite_shown
     # COCO box AP of the exported graph (here OpenVINO in bfloat16) on a COCO-format dataset
     python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py CHECKPOINT --out ssdlite.onnx \\
         --eval data/coco/annotations/instances_val2017.json --images data/coco/val2017 \\
-        --runtime openvino --precision bf16
+        --backend openvino --precision bf16
     # latency at 320x320, batch 1: eager PyTorch, ONNX Runtime and OpenVINO, interleaved, 2 threads;
     # then where OpenVINO's time goes, by layer type
     python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py --out x1.0.onnx --benchmark --threads 2 \\
@@ -26,6 +26,7 @@ import statistics
 import sys
 from typing import List, Optional, Tuple
 
+from rexnet_mmdet.deploy.backends import RUNTIMES, canonical_backend
 from rexnet_mmdet.utils.cli import tool_main
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
@@ -43,8 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'set on a random image), which is enough for timing but detects nothing')
     parser.add_argument('--out', required=True, help='ONNX file to write')
     parser.add_argument('--images', nargs='+', default=[], help='images or folders of images to detect in')
-    parser.add_argument('--runtime', choices=['ort', 'openvino'], default='ort',
-                        help='runtime for --images and --eval (default ort, ONNX Runtime)')
+    parser.add_argument('--backend', type=canonical_backend, choices=RUNTIMES, default='onnxruntime',
+                        help='runtime for --images and --eval (default onnxruntime)')
+    # The earlier spelling, --runtime ort, still works.
+    parser.add_argument('--runtime', dest='backend', type=canonical_backend, choices=RUNTIMES,
+                        default='onnxruntime', help=argparse.SUPPRESS)
     parser.add_argument('--precision', choices=['f32', 'bf16'], default='f32',
                         help='compute precision for --images and --eval: f32 (default) or bf16, OpenVINO only, '
                              'on CPUs with native bfloat16 (faster; scores differ in the third decimal)')
@@ -73,8 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--repeats must be at least 1 and --warmup 0 or more')
     if args.show_dir and not args.images:
         parser.error('--show-dir needs --images')
-    if args.precision != 'f32' and args.runtime != 'openvino':
-        parser.error(f'--precision {args.precision} needs --runtime openvino (ONNX Runtime computes in float32)')
+    if args.precision != 'f32' and args.backend != 'openvino':
+        parser.error(f'--precision {args.precision} needs --backend openvino (ONNX Runtime computes in float32)')
     if args.eval and (len(args.images) != 1 or not os.path.isdir(args.images[0])):
         found = f' ({args.images[0]} is not a folder)' if len(args.images) == 1 else ''
         parser.error(f'--eval needs --images FOLDER: the one folder of the annotation file\'s images{found}; the '
@@ -100,10 +104,13 @@ def input_size_of(cfg) -> Tuple[int, int]:
 
 def load_detector(config: str, checkpoint: Optional[str]):
     """The detector of ``config`` in eval mode on the CPU, with ``checkpoint``'s weights (else random
-    weights with BatchNorm statistics set on a random image). MMDetection 3.3's ``SSDHead`` cannot
-    predict (no ``loss_cls``); it is built as ``SSDLiteHead``, the same head with that fixed."""
+    weights with BatchNorm statistics set on a random image); a checkpoint that does not fit the
+    model is refused (:func:`rexnet_mmdet.apis.init_detector`). The class names are the
+    checkpoint's, else the config's dataset's. MMDetection 3.3's ``SSDHead`` cannot predict (no
+    ``loss_cls``); it is built as ``SSDLiteHead``, the same head with that fixed."""
     import rexnet_mmdet  # noqa: F401  (registers ReXNet, SSDLiteHead)
-    from rexnet_mmdet.utils.build import build_detector, load_config
+    from rexnet_mmdet.apis import init_detector
+    from rexnet_mmdet.utils.build import build_detector, dataset_classes, load_config
 
     try:
         cfg = load_config(config)
@@ -120,12 +127,13 @@ def load_detector(config: str, checkpoint: Optional[str]):
         if '://' not in checkpoint and not osp.isfile(checkpoint):
             raise ValueError(f'checkpoint {checkpoint} does not exist: pass the path of a trained checkpoint, or '
                             f'none for random weights (timing only)')
-        from mmdet.apis import init_detector
         model = init_detector(cfg, checkpoint, device='cpu')
     else:
         h, w = input_size_of(cfg)
         model = build_detector(cfg, calibration_size=(w, h))
         model.cfg = cfg
+        classes = dataset_classes(cfg)
+        model.dataset_meta = dict(classes=list(classes)) if classes else {}
     return model.eval(), cfg
 
 
@@ -196,7 +204,7 @@ def benchmark(model, onnx_path: str, threads: int, repeats: int, warmup: int, im
     from rexnet_mmdet.utils.timing import format_machine, load_average, machine_info, time_interleaved
     from rexnet_mmdet.deploy.runtimes import Detector, openvino_has_bf16
 
-    runners = {'ONNX Runtime': Detector(onnx_path, 'ort', threads),
+    runners = {'ONNX Runtime': Detector(onnx_path, 'onnxruntime', threads),
                'OpenVINO': Detector(onnx_path, 'openvino', threads)}
     if openvino_has_bf16():
         runners['OpenVINO bf16'] = Detector(onnx_path, 'openvino', threads, precision='bf16')
@@ -258,7 +266,7 @@ def run(argv=None) -> dict:
     import torch
 
     from rexnet_mmdet.utils.timing import usable_cores
-    from rexnet_mmdet.deploy.ssdlite_onnx import export_ssdlite
+    from rexnet_mmdet.deploy.ssdlite_export import export_ssdlite
 
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
@@ -275,11 +283,11 @@ def run(argv=None) -> dict:
     summary = dict(config=args.config, checkpoint=args.checkpoint, onnx=args.out, input_size=list(input_size))
     if files or args.eval:
         from rexnet_mmdet.deploy.runtimes import Detector
-        detector = Detector(args.out, runtime=args.runtime, threads=threads, precision=args.precision)
+        detector = Detector(args.out, backend=args.backend, threads=threads, precision=args.precision)
         if args.eval:
             from rexnet_mmdet.deploy.coco_eval import evaluate_coco
-            print(f'COCO box AP of {args.out} in {args.runtime} ({args.precision}) on {args.eval}:')
-            summary['eval'] = dict(evaluate_coco(detector, args.eval, args.images[0]), runtime=args.runtime,
+            print(f'COCO box AP of {args.out} in {args.backend} ({args.precision}) on {args.eval}:')
+            summary['eval'] = dict(evaluate_coco(detector, args.eval, args.images[0]), backend=args.backend,
                                    precision=args.precision, ann_file=args.eval)
         if files:
             summary['images'] = detect(detector, files, args.show_dir, args.score_thr)

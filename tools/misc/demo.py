@@ -2,7 +2,7 @@
 
     python tools/misc/demo.py [--work-dir work_dirs/demo] [--config configs/demo/...py] [--no-optimize]
 
-1. Makes the built-in synthetic shapes dataset under data/shapes/ (first run only, seconds).
+1. Makes the built-in synthetic shapes dataset under data/shapes/ (first run only).
 2. Trains Faster R-CNN + FPN on ReXNet x1.0 (or the detector of --config) from random weights
    on the CPU (tools/train.py; COCO AP on the held-out split is measured during training).
 3. Evaluates the final checkpoint (tools/test.py, on the inference path unless --no-optimize):
@@ -37,8 +37,8 @@ def step(message: str) -> None:
 
 def run(cmd: list) -> None:
     print('$ python ' + ' '.join(cmd), flush=True)
-    # Idle OpenMP threads sleep instead of spinning: on a 2-core machine with anything else
-    # running, spinning threads make each training step 1.5-2x slower (passive costs ~10% when idle).
+    # Idle OpenMP threads sleep instead of spinning: on a machine with few cores and anything else
+    # running, spinning threads slow every training step down.
     env = dict(os.environ)
     env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     result = subprocess.run([sys.executable] + cmd, cwd=PROJECT_ROOT, env=env)
@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     max_iters = cfg.train_cfg.max_iters
     step(f'ReXNet demo: {osp.basename(args.config)}: {max_iters} training iterations on the CPU, '
-         f'then evaluation' + (' (about 5-7 minutes on 2 idle cores)' if args.config == DEFAULT_CONFIG else ''))
+         f'then evaluation')
 
     step('1/3 dataset: the built-in synthetic shapes dataset (made on first use)')
     check_run_data(cfg, ['train_dataloader', 'val_dataloader'])

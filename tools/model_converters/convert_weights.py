@@ -23,6 +23,7 @@ import sys
 
 from rexnet_mmdet.models.weights import FORMATS, CheckpointError, convert_checkpoint
 from rexnet_mmdet.models.weights.transfer import transfer_checkpoint
+from rexnet_mmdet.models.width_names import format_width
 from rexnet_mmdet.utils.cli import tool_main
 
 
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
         if width_only:
             parser.error(f'{", ".join(width_only)} needs --widen-factor')
         src_fmt, width = convert_checkpoint(args.src, args.dst, args.format)
-        width_text = f'widen_factor={width:g}' if width is not None else 'a non-linear channel configuration'
+        width_text = f'widen_factor={format_width(width)}' if width is not None else 'a non-linear channel configuration'
         print(f'{args.src}: {src_fmt} format, {width_text} -> {args.dst} ({args.format} format, no classifier)')
     else:
         report = transfer_checkpoint(args.src, args.dst, args.widen_factor, args.format,

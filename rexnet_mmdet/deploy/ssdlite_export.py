@@ -34,9 +34,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils.build import dataset_classes
+from .backends import ONNX_OPSET
 from .fuse import fold_batchnorm
 
-DEFAULT_OPSET = 17
 WH_RATIO_CLIP = 16 / 1000
 INPUT_NAMES = ('input', 'scale_factor')
 OUTPUT_NAMES = ('boxes', 'scores', 'labels')
@@ -217,7 +218,8 @@ class SSDLiteExportModel(nn.Module):
 def preprocessing(detector: nn.Module, input_size: Tuple[int, int]) -> Dict[str, Any]:
     """What the detector's data preprocessor does to an image, as the export's metadata records it:
     ``input_size (H, W)``, ``mean``, ``std`` (RGB order when ``bgr_to_rgb``), ``bgr_to_rgb``, and the
-    class names of ``detector.dataset_meta`` (``None`` when it has none)."""
+    class names of ``detector.dataset_meta``, else of the dataset of ``detector.cfg`` (``None`` when
+    neither has them)."""
     pre = detector.data_preprocessor
     if getattr(pre, '_enable_normalize', False):
         mean = [float(v) for v in pre.mean.flatten()]
@@ -226,13 +228,15 @@ def preprocessing(detector: nn.Module, input_size: Tuple[int, int]) -> Dict[str,
         mean, std = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
     meta = getattr(detector, 'dataset_meta', None) or {}
     classes = meta.get('classes')
+    if classes is None and getattr(detector, 'cfg', None) is not None:
+        classes = dataset_classes(detector.cfg)
     return dict(input_size=[int(input_size[0]), int(input_size[1])], mean=mean, std=std,
                 bgr_to_rgb=bool(getattr(pre, '_channel_conversion', False)),
                 classes=None if classes is None else [str(c) for c in classes])
 
 
 def export_ssdlite(detector: nn.Module, path: str, input_size: Tuple[int, int] = (320, 320),
-                   test_cfg: Optional[dict] = None, opset: int = DEFAULT_OPSET, check: bool = True) -> str:
+                   test_cfg: Optional[dict] = None, opset: int = ONNX_OPSET, check: bool = True) -> str:
     """Write ``detector`` (an SSD / SSDLite detector, eval mode) to ``path`` as one ONNX graph.
 
     See the module's docstring for what the graph computes, its inputs and outputs. ``test_cfg``
@@ -246,7 +250,7 @@ def export_ssdlite(detector: nn.Module, path: str, input_size: Tuple[int, int] =
                          'statistics')
     if opset < 11:
         raise ValueError(f'opset {opset} is too old: NonMaxSuppression with these inputs needs 11 or more '
-                         f'(default {DEFAULT_OPSET})')
+                         f'(default {ONNX_OPSET})')
     wrapper = SSDLiteExportModel(detector, input_size, test_cfg).eval()
     x = torch.zeros(1, 3, *wrapper.input_size)
     scale = torch.ones(2)
@@ -269,4 +273,4 @@ def export_ssdlite(detector: nn.Module, path: str, input_size: Tuple[int, int] =
     return path
 
 
-__all__ = ['DEFAULT_OPSET', 'INPUT_NAMES', 'OUTPUT_NAMES', 'SSDLiteExportModel', 'preprocessing', 'export_ssdlite']
+__all__ = ['INPUT_NAMES', 'OUTPUT_NAMES', 'SSDLiteExportModel', 'preprocessing', 'export_ssdlite']

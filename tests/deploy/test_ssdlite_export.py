@@ -18,7 +18,7 @@ pytest.importorskip('openvino')
 
 import onnx  # noqa: E402
 
-from rexnet_mmdet.deploy import runtimes, ssdlite_onnx  # noqa: E402
+from rexnet_mmdet.deploy import runtimes, ssdlite_export  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'ssdlite_rexnet_x0.9.py')
@@ -52,7 +52,7 @@ def _train_a_little(model, data_root: str) -> None:
     from mmdet.registry import DATASETS
     from mmengine.dataset import pseudo_collate
 
-    from rexnet_mmdet.utils.build import calibrate_batchnorm
+    from rexnet_mmdet.models.norms import reestimate_batchnorm
 
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
                 dict(type='Resize', scale=(320, 320), keep_ratio=False),
@@ -63,7 +63,7 @@ def _train_a_little(model, data_root: str) -> None:
                                 pipeline=pipeline))
     data = model.data_preprocessor(pseudo_collate([train[i] for i in range(len(train))]), True)
     inputs, samples = data['inputs'], data['data_samples']
-    calibrate_batchnorm(model, lambda: model.extract_feat(inputs))
+    reestimate_batchnorm(model, lambda: model.extract_feat(inputs))
     model.eval()  # BatchNorm keeps the calibrated statistics while the neck and head learn
     with torch.no_grad():
         feats = model.backbone(inputs)
@@ -107,7 +107,7 @@ def trained(tmp_path_factory):
     model.dataset_meta = dict(classes=list(SHAPE_CLASSES))
     checkpoint = str(folder / 'ssdlite_tiny.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=model.dataset_meta)), checkpoint)
-    onnx_path = ssdlite_onnx.export_ssdlite(model, str(folder / 'ssdlite_tiny.onnx'))
+    onnx_path = ssdlite_export.export_ssdlite(model, str(folder / 'ssdlite_tiny.onnx'))
     images = sorted(str(p) for p in (folder / 'shapes' / 'val').iterdir())
     assert len(images) == NUM_VAL
     return dict(model=model, config=str(config), checkpoint=checkpoint, onnx=onnx_path, images=images,
@@ -156,8 +156,8 @@ def test_graph_has_decoding_and_onnx_nms(trained):
     ops = {node.op_type for node in model.graph.node}
     assert 'NonMaxSuppression' in ops and 'Softmax' in ops and 'TopK' in ops
     assert 'BatchNormalization' not in ops
-    assert [i.name for i in model.graph.input] == list(ssdlite_onnx.INPUT_NAMES)
-    assert [o.name for o in model.graph.output] == list(ssdlite_onnx.OUTPUT_NAMES)
+    assert [i.name for i in model.graph.input] == list(ssdlite_export.INPUT_NAMES)
+    assert [o.name for o in model.graph.output] == list(ssdlite_export.OUTPUT_NAMES)
     meta = runtimes.read_metadata(trained['onnx'])
     assert meta['input_size'] == [320, 320] and meta['bgr_to_rgb'] is True
     assert meta['mean'] == pytest.approx([123.675, 116.28, 103.53])
@@ -175,23 +175,23 @@ def test_pytorch_detections_are_not_trivial(pytorch_detections):
     assert len(np.unique(np.round(scores, 4))) > len(scores) // 4
 
 
-@pytest.mark.parametrize('runtime', runtimes.RUNTIMES)
-def test_runtime_detections_equal_pytorch(runtime, trained, pytorch_detections):
+@pytest.mark.parametrize('backend', runtimes.RUNTIMES)
+def test_runtime_detections_equal_pytorch(backend, trained, pytorch_detections):
     import cv2
 
-    detector = runtimes.Detector(trained['onnx'], runtime=runtime, threads=1)
+    detector = runtimes.Detector(trained['onnx'], backend=backend, threads=1)
     for path, expected in zip(trained['images'], pytorch_detections):
         got = detector.predict(cv2.imread(path))
         assert got[0].shape == (len(got[1]), 4) and got[2].dtype == np.int64
         missing, extra = _unmatched(expected, got)
         assert not missing and not extra, (
-            f'{runtime} on {osp.basename(path)}: {len(missing)} of {len(expected[1])} PyTorch detections '
+            f'{backend} on {osp.basename(path)}: {len(missing)} of {len(expected[1])} PyTorch detections '
             f'unmatched (scores {expected[1][missing][:5]}), {len(extra)} of {len(got[1])} extra '
             f'(scores {got[1][extra][:5]})')
 
 
-@pytest.mark.parametrize('runtime', runtimes.RUNTIMES)
-def test_nms_pre_cap_equals_pytorch(runtime, trained, tmp_path):
+@pytest.mark.parametrize('backend', runtimes.RUNTIMES)
+def test_nms_pre_cap_equals_pytorch(backend, trained, tmp_path):
     """A small ``nms_pre``: on some levels more pairs pass ``score_thr`` than the cap keeps, on others
     fewer; the graph keeps the pairs MMDetection keeps in both cases."""
     import copy
@@ -202,9 +202,9 @@ def test_nms_pre_cap_equals_pytorch(runtime, trained, tmp_path):
     nms_pre = 40
     model = copy.deepcopy(trained['model'])
     model.bbox_head.test_cfg.nms_pre = nms_pre
-    path = ssdlite_onnx.export_ssdlite(model, str(tmp_path / 'capped.onnx'))
-    detector = runtimes.Detector(path, runtime=runtime, threads=1)
-    wrapper = ssdlite_onnx.SSDLiteExportModel(model).eval()
+    path = ssdlite_export.export_ssdlite(model, str(tmp_path / 'capped.onnx'))
+    detector = runtimes.Detector(path, backend=backend, threads=1)
+    wrapper = ssdlite_export.SSDLiteExportModel(model).eval()
     above = []
     for image in trained['images'][:3]:
         with torch.no_grad():
@@ -213,7 +213,7 @@ def test_nms_pre_cap_equals_pytorch(runtime, trained, tmp_path):
             cls_scores, _ = wrapper._features(torch.from_numpy(x))
         expected = (pred.bboxes.numpy(), pred.scores.numpy(), pred.labels.numpy())
         missing, extra = _unmatched(expected, detector.predict(cv2.imread(image)))
-        assert not missing and not extra, (f'{runtime} on {osp.basename(image)}: {len(missing)} missing, '
+        assert not missing and not extra, (f'{backend} on {osp.basename(image)}: {len(missing)} missing, '
                                            f'{len(extra)} extra')
         for level in cls_scores:
             probs = level[0].permute(1, 2, 0).reshape(-1, model.bbox_head.num_classes + 1).softmax(-1)[:, :-1]
@@ -223,8 +223,8 @@ def test_nms_pre_cap_equals_pytorch(runtime, trained, tmp_path):
     assert max(above) > nms_pre and min(above) < nms_pre, above
 
 
-@pytest.mark.parametrize('runtime', runtimes.RUNTIMES)
-def test_no_pair_above_the_threshold_gives_no_detections(runtime, trained, tmp_path):
+@pytest.mark.parametrize('backend', runtimes.RUNTIMES)
+def test_no_pair_above_the_threshold_gives_no_detections(backend, trained, tmp_path):
     import copy
 
     import cv2
@@ -232,8 +232,8 @@ def test_no_pair_above_the_threshold_gives_no_detections(runtime, trained, tmp_p
 
     model = copy.deepcopy(trained['model'])
     model.bbox_head.test_cfg.score_thr = 0.999  # above every score of this model
-    path = ssdlite_onnx.export_ssdlite(model, str(tmp_path / 'none.onnx'))
-    detector = runtimes.Detector(path, runtime=runtime, threads=1)
+    path = ssdlite_export.export_ssdlite(model, str(tmp_path / 'none.onnx'))
+    detector = runtimes.Detector(path, backend=backend, threads=1)
     boxes, scores, labels = detector.predict(cv2.imread(trained['images'][0]))
     assert boxes.shape == (0, 4) and scores.shape == (0,) and labels.shape == (0,)
     with torch.no_grad():
@@ -242,8 +242,8 @@ def test_no_pair_above_the_threshold_gives_no_detections(runtime, trained, tmp_p
 
 def test_export_wrapper_in_pytorch_equals_onnx_runtime(trained):
     # The wrapper's own PyTorch forward (used for tracing) computes what the graph computes.
-    wrapper = ssdlite_onnx.SSDLiteExportModel(trained['model']).eval()
-    detector = runtimes.Detector(trained['onnx'], runtime='ort', threads=1)
+    wrapper = ssdlite_export.SSDLiteExportModel(trained['model']).eval()
+    detector = runtimes.Detector(trained['onnx'], backend='onnxruntime', threads=1)
     import cv2
     x, scale = detector.preprocess(cv2.imread(trained['images'][0]))
     with torch.no_grad():
@@ -258,7 +258,7 @@ def test_nms_matches_onnx_runtime_per_class_with_cap(tmp_path):
 
     class Nms(torch.nn.Module):
         def forward(self, boxes, scores):
-            return ssdlite_onnx._NonMaxSuppression.apply(boxes, scores, 5, 0.45, 0.2)
+            return ssdlite_export._NonMaxSuppression.apply(boxes, scores, 5, 0.45, 0.2)
 
     g = torch.Generator().manual_seed(0)
     xy = torch.rand(1, 60, 2, generator=g) * 50
@@ -280,13 +280,13 @@ def test_refusals(trained, tmp_path):
     model.train()
     try:
         with pytest.raises(ValueError, match='eval mode'):
-            ssdlite_onnx.export_ssdlite(model, str(tmp_path / 'x.onnx'))
+            ssdlite_export.export_ssdlite(model, str(tmp_path / 'x.onnx'))
     finally:
         model.eval()
     with pytest.raises(ValueError, match='nms'):
-        ssdlite_onnx.SSDLiteExportModel(model, test_cfg=dict(score_thr=0.1))
-    with pytest.raises(ValueError, match='runtime must be one of'):
-        runtimes.Detector(trained['onnx'], runtime='tensorrt')
+        ssdlite_export.SSDLiteExportModel(model, test_cfg=dict(score_thr=0.1))
+    with pytest.raises(ValueError, match='backend must be one of onnxruntime, openvino'):
+        runtimes.Detector(trained['onnx'], backend='tensorrt')
     bare = str(tmp_path / 'bare.onnx')
     m = onnx.load(trained['onnx'])
     del m.metadata_props[:]
@@ -306,7 +306,7 @@ def test_tool_exports_runs_and_draws(trained, tmp_path, capsys):
     out, show = str(tmp_path / 'model.onnx'), tmp_path / 'shown'
     images = osp.dirname(trained['images'][0])
     summary = tool.run([trained['config'], trained['checkpoint'], '--out', out, '--images', images,
-                         '--runtime', 'openvino', '--show-dir', str(show), '--threads', '1',
+                         '--backend', 'openvino', '--show-dir', str(show), '--threads', '1',
                          '--benchmark', '--profile', '--repeats', '2', '--warmup', '1'])
     assert osp.isfile(out)
     assert sorted(p.name for p in show.iterdir()) == sorted(osp.basename(p) for p in trained['images'])
@@ -323,7 +323,7 @@ def test_tool_exports_runs_and_draws(trained, tmp_path, capsys):
                         '--images', str(shapes / 'val'), '--threads', '1'])
     assert summary['eval']['images'] == NUM_VAL and summary['eval']['bbox_mAP_50'] > 0.02
     assert 'images' not in summary  # --eval alone draws nothing and lists no images
-    for argv, message in [(['--images', images, '--precision', 'bf16'], '--precision bf16 needs --runtime openvino'),
+    for argv, message in [(['--images', images, '--precision', 'bf16'], '--precision bf16 needs --backend openvino'),
                           (['--eval', ann_file], '--eval needs --images FOLDER'),
                           (['--eval', ann_file, '--images', trained['images'][0]], '--eval needs --images FOLDER')]:
         with pytest.raises(SystemExit):
@@ -341,7 +341,7 @@ def test_coco_ap_of_the_graph_equals_mmdetection_metric(trained, pytorch_detecti
     shapes = trained['folder'] / 'shapes'
     ann_file = str(shapes / 'annotations' / 'instances_val.json')
     lines = []
-    got = evaluate_coco(runtimes.Detector(trained['onnx'], runtime='ort', threads=1), ann_file, str(shapes / 'val'),
+    got = evaluate_coco(runtimes.Detector(trained['onnx'], backend='onnxruntime', threads=1), ann_file, str(shapes / 'val'),
                         log=lines.append)
     assert got['images'] == NUM_VAL and got['detections'] == sum(len(s) for _, s, _ in pytorch_detections)
     assert any('evaluated 6/6 images' in line for line in lines) and any('maxDets=1000' in line for line in lines)
@@ -364,7 +364,7 @@ def test_coco_ap_of_the_graph_equals_mmdetection_metric(trained, pytorch_detecti
 def test_coco_eval_refusals(trained, tmp_path):
     from rexnet_mmdet.deploy.coco_eval import category_ids, evaluate_coco
 
-    detector = runtimes.Detector(trained['onnx'], runtime='ort', threads=1)
+    detector = runtimes.Detector(trained['onnx'], backend='onnxruntime', threads=1)
     shapes = trained['folder'] / 'shapes'
     ann_file = str(shapes / 'annotations' / 'instances_val.json')
     with pytest.raises(ValueError, match='does not exist'):
@@ -392,15 +392,15 @@ def test_coco_eval_refusals(trained, tmp_path):
 
 
 def test_precision_choices(trained, monkeypatch):
-    with pytest.raises(ValueError, match="needs runtime='openvino'"):
-        runtimes.Detector(trained['onnx'], runtime='ort', precision='bf16')
+    with pytest.raises(ValueError, match="needs backend='openvino'"):
+        runtimes.Detector(trained['onnx'], backend='onnxruntime', precision='bf16')
     with pytest.raises(ValueError, match='precision must be one of'):
-        runtimes.Detector(trained['onnx'], runtime='openvino', precision='f16')
+        runtimes.Detector(trained['onnx'], backend='openvino', precision='f16')
     f32 = runtimes.openvino_model(trained['onnx'], threads=1)
     assert str(f32.get_property('INFERENCE_PRECISION_HINT')) == "<Type: 'float32'>"
     monkeypatch.setattr(runtimes, 'openvino_has_bf16', lambda: False)
     with pytest.raises(ValueError, match='no native bfloat16'):
-        runtimes.Detector(trained['onnx'], runtime='openvino', precision='bf16')
+        runtimes.Detector(trained['onnx'], backend='openvino', precision='bf16')
 
 
 @pytest.mark.skipif(not runtimes.openvino_has_bf16(), reason='this CPU has no native bfloat16')
@@ -411,7 +411,7 @@ def test_bfloat16_runs_in_bfloat16_and_stays_close(trained, pytorch_detections):
 
     assert str(runtimes.openvino_model(trained['onnx'], 1, 'bf16').get_property('INFERENCE_PRECISION_HINT')) \
         == "<Type: 'bfloat16'>"
-    detector = runtimes.Detector(trained['onnx'], runtime='openvino', threads=1, precision='bf16')
+    detector = runtimes.Detector(trained['onnx'], backend='openvino', threads=1, precision='bf16')
     differences = []
     for path, (boxes, scores, labels) in zip(trained['images'], pytorch_detections):
         got = detector.predict(cv2.imread(path))

@@ -1,0 +1,102 @@
+"""A trained detector for inference, its checkpoint checked: MMDetection's ``init_detector`` that stops
+with one line when the checkpoint does not fit the model, as ``tools/test.py`` does.
+
+``mmdet.apis.init_detector`` loads whatever part of a checkpoint matches the model by name and shape,
+logs the rest and returns a model that detects nothing (an ImageNet backbone file, or a x0.9
+detector for the x1.0 config). Either use :func:`init_detector` from here::
+
+    from rexnet_mmdet.apis import init_detector
+    model = init_detector('configs/ssdlite_rexnet_x1.0.py', 'work_dirs/ssdlite/epoch_600.pth')
+
+or check a model already built with :func:`check_checkpoint_fits`::
+
+    model = mmdet.apis.init_detector(config, checkpoint, device='cpu')
+    check_checkpoint_fits(model, checkpoint)   # raises CheckpointMismatchError if it does not fit
+"""
+import warnings
+from typing import Any, Optional, Sequence, Union
+
+import torch.nn as nn
+
+from .engine import check_training_checkpoint, check_weights_fit, load_checkpoint
+from .utils.build import dataset_classes, load_config
+
+
+def check_checkpoint_fits(model: nn.Module, checkpoint: Union[str, dict], min_fit: float = 1.0,
+                          source: Optional[str] = None) -> float:
+    """Refuse a checkpoint that provides fewer than ``min_fit`` of ``model``'s weights (same name and shape).
+
+    Args:
+        model: the detector (or any module) the checkpoint is meant for.
+        checkpoint: a path or URL (read with the project's weights-only loader) or a loaded checkpoint.
+        min_fit: the share of the model's weights the checkpoint must provide (1.0: every one).
+        source: the checkpoint's name in messages (default: the path, or "the checkpoint").
+
+    Returns the share that fits. Raises :class:`~rexnet_mmdet.engine.CheckpointMismatchError`
+    (a ``ValueError``) with one line that says how many fit and an example of what does not, and
+    :class:`~rexnet_mmdet.engine.MalformedCheckpointError` for a file that holds no weights.
+    """
+    if isinstance(checkpoint, str):
+        source = source or checkpoint
+        checkpoint = load_checkpoint(checkpoint, map_location='cpu')
+    source = source or 'the checkpoint'
+    check_training_checkpoint(checkpoint, source)
+    return check_weights_fit(model, checkpoint, source, min_fit)
+
+
+def _saved_dataset_meta(checkpoint: Any) -> dict:
+    """``meta.dataset_meta`` of an mmengine checkpoint (keys lower-cased, as mmdet reads them), or the
+    ``CLASSES`` of an MMDetection 2.x one."""
+    meta = checkpoint.get('meta') or {}
+    saved = {str(k).lower(): v for k, v in (meta.get('dataset_meta') or {}).items()}
+    if 'classes' not in saved and meta.get('CLASSES'):
+        saved['classes'] = meta['CLASSES']
+    return saved
+
+
+def init_detector(config, checkpoint: str, device: str = 'cpu', cfg_options: Optional[dict] = None,
+                  palette: Union[str, Sequence] = 'none', min_fit: float = 1.0) -> nn.Module:
+    """``mmdet.apis.init_detector`` with the checkpoint checked before any weight is loaded.
+
+    Args:
+        config: a config file, a package config (``'mmdet::ssd/...py'``) or an ``mmengine.Config``.
+        checkpoint: the trained checkpoint: a path or URL (read weights-only).
+        device: where the model is put (``'cpu'``, ``'cuda:0'``).
+        cfg_options: config entries to override, as ``--cfg-options`` gives them.
+        palette: as in ``mmdet.apis.init_detector``.
+        min_fit: the share of the model's weights the checkpoint must provide (default 1.0: all).
+
+    Returns the detector in eval mode, with ``model.cfg`` and ``model.dataset_meta`` set. The class
+    names come from the checkpoint's meta, else from the config's test dataset (mmdet would
+    fall back to COCO's). Raises ``CheckpointMismatchError`` (see :func:`check_checkpoint_fits`).
+    """
+    from mmdet.apis import init_detector as mmdet_init_detector
+    from mmengine.runner import load_state_dict
+
+    cfg = load_config(config) if isinstance(config, str) else config
+    loaded = load_checkpoint(checkpoint, map_location='cpu')
+    check_training_checkpoint(loaded, checkpoint)
+    with warnings.catch_warnings():
+        # "checkpoint is None, use COCO classes by default": the classes are set below.
+        warnings.simplefilter('ignore', UserWarning)
+        model = mmdet_init_detector(cfg, None, palette=palette, device='cpu', cfg_options=cfg_options)
+    check_weights_fit(model, loaded, checkpoint, min_fit)
+    state = loaded.get('state_dict', loaded)
+    if state and all(k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    load_state_dict(model, state, strict=False)
+
+    chosen_palette = model.dataset_meta.get('palette')
+    meta = _saved_dataset_meta(loaded)
+    if 'classes' not in meta:
+        classes = dataset_classes(model.cfg)
+        if classes:
+            meta['classes'] = list(classes)
+    model.dataset_meta = dict(model.dataset_meta, **meta)
+    # mmdet's order for the palette: the argument, the config, the checkpoint.
+    if palette != 'none' or chosen_palette != 'random' or 'palette' not in meta:
+        model.dataset_meta['palette'] = chosen_palette
+    return model.to(device).eval()
+
+
+__all__ = ['init_detector', 'check_checkpoint_fits']
