@@ -66,20 +66,23 @@ def _fits(size: int, stride: float, measured: int) -> bool:
     return abs(measured - size / stride) < 1
 
 
-def _advice(model: nn.Module, size: int, factor: float) -> str:
-    """What to change, for a ReXNet backbone: the out_indices whose strides are ``factor`` times the current ones."""
+def _advice(model: nn.Module, first_stride: float) -> str:
+    """What to change: for a ReXNet backbone, the out_indices whose strides fit a head whose finest
+    level has ``first_stride`` (the neck's ``start_level`` skips the backbone's first outputs; each
+    further output doubles the stride)."""
     backbone = getattr(model, 'backbone', None)
-    if not isinstance(backbone, ReXNet) or factor <= 0:
+    if not isinstance(backbone, ReXNet):
         return ('choose the backbone\'s out_indices so that its features have the strides the head expects '
                 '(the neck keeps the backbone\'s strides and adds coarser levels)')
-    current = [t.stride for t in backbone.output_shape()]
-    wanted = [s * factor for s in current]
+    current = tuple(t.stride for t in backbone.output_shape())
+    start = int(getattr(getattr(model, 'neck', None), 'start_level', 0) or 0)
+    wanted = tuple(first_stride * 2 ** (i - start) for i in range(len(current)))
     taps = ', '.join(f'{t.index} {t.name} /{t.stride}' for t in tap_specs(backbone.widen_factor, backbone.block_channels))
     if not all(w in REXNET_TAP_FOR_STRIDE for w in wanted):
-        return f'choose out_indices with strides {[int(w) if w == int(w) else w for w in wanted]}; ReXNet\'s taps: {taps}'
+        return f'choose out_indices whose strides fit the head; ReXNet\'s taps: {taps}'
     indices = tuple(REXNET_TAP_FOR_STRIDE[int(w)] for w in wanted)
     channels = out_channels(backbone.widen_factor, indices, backbone.block_channels)
-    return (f'ReXNet\'s out_indices={tuple(backbone.out_indices)} give strides {tuple(current)}; use '
+    return (f'ReXNet\'s out_indices={tuple(backbone.out_indices)} give strides {current}; use '
             f'out_indices={indices} (strides {tuple(int(w) for w in wanted)}) and neck in_channels={channels} '
             f'(rexnet_mmdet.out_channels). ReXNet\'s taps: {taps}')
 
@@ -117,7 +120,7 @@ def check_feature_strides(model: nn.Module) -> Optional[Dict[str, List[float]]]:
             got = [int(m) if m == int(m) else m for m in measured]
             raise StrideMismatchError(
                 f'{name} expects feature strides {wanted}, but the features it receives have strides {got} '
-                f'(measured on a {size}x{size} image): {_advice(model, size, pairs[0][0] / measured[0])}')
+                f'(measured on a {size}x{size} image): {_advice(model, pairs[0][0])}')
     return dict(features=measured)
 
 

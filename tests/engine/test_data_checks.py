@@ -166,3 +166,37 @@ def test_missing_coco_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch)
     assert 'data/coco/annotations/instances_train2017.json' in message
     assert str(tmp_path / 'data' / 'coco' / 'annotations' / 'instances_train2017.json') in message
     assert 'https://cocodataset.org' in message and 'ln -s' in message and 'make demo' in message
+
+
+def _pasted_options(message: str) -> dict:
+    """The ``--cfg-options`` a message suggests, parsed as the tools parse them (the shell's quotes removed)."""
+    import argparse
+    import shlex
+
+    from mmengine.config import DictAction
+
+    words = shlex.split(message.split('--cfg-options ', 1)[1].split(' (', 1)[0].rstrip('.'))
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(['--cfg-options'] + [w for w in words if '=' in w]).cfg_options
+
+
+def test_hints_paste_as_they_stand(dataset, tmp_path):
+    """No literal ``...`` in a suggested command: it is set as a value when pasted."""
+    cfg = _config(tmp_path / 'elsewhere')
+    with pytest.raises(DatasetCheckError) as err:
+        check_run_data(cfg, ['train_dataloader'], verbose=False)
+    message = str(err.value)
+    assert '...' not in message
+    assert _pasted_options(message) == {'train_dataloader.dataset.data_root': '/path/to/dataset/',
+                                        'train_dataloader.dataset.ann_file': 'ann.json'}
+    # More categories than an error lists as examples: the suggested classes are all of them.
+    names = ['box', 'disc', 'cone', 'ring', 'cube', 'star']
+    data = json.loads((dataset / 'ann.json').read_text())
+    data['categories'] = [dict(id=3 + i, name=n) for i, n in enumerate(names)]
+    (dataset / 'ann.json').write_text(json.dumps(data))
+    with pytest.raises(DatasetCheckError) as err:
+        check_run_data(_config(dataset, classes=('person', 'car')), ['train_dataloader'], verbose=False)
+    message = str(err.value)
+    assert '...' not in message
+    assert _pasted_options(message) == {'train_dataloader.dataset.metainfo.classes': names}

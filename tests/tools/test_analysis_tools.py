@@ -83,3 +83,20 @@ def test_get_flops_cli(tool_error):
     assert lines[start + 2].startswith('| ssdlite_rexnet_x0.9 | 4.99M | 5.0M | 0.89G (320x320) |')
     assert 'nothing to count' in tool_error('get_flops')
     assert 'too small' in tool_error('get_flops', '--backbone', 'rexnet', '--shape', '8')
+
+
+@pytest.mark.slow
+def test_shape_is_width_height_in_every_tool(tmp_path, load_tool, capsys):
+    """--shape WIDTH [HEIGHT] in get_flops.py and export_onnx.py alike (export_onnx took H W)."""
+    onnx = pytest.importorskip('onnx')
+    pytest.importorskip('onnxruntime')
+    for tool in ('analysis_tools/get_flops.py', 'deployment/export_onnx.py'):
+        with pytest.raises(SystemExit):
+            load_tool(tool).parse_args(['--help'])
+        assert '--shape WIDTH [HEIGHT ...]' in capsys.readouterr().out
+    out = str(tmp_path / 'wide.onnx')
+    assert load_tool('deployment/export_onnx.py').main(['--widen-factor', '0.9', '--out-indices', '5', '--shape', '96',
+                                                        '64', '--repeats', '0', '--threads', '1', '--out', out]) == 0
+    dims = [d.dim_value for d in onnx.load(out).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 64, 96]
+    assert 'fixed input 1x3x64x96' in capsys.readouterr().out

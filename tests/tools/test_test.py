@@ -173,3 +173,27 @@ def test_mask_rcnn_gets_box_and_mask_ap_and_mask_pictures(tmp_path, tiny_runs):
     assert printed_mask == pytest.approx(np.round(mask_stats, 3).tolist(), abs=1.5e-3)
     assert max(box_stats) > 0 and max(mask_stats) > 0  # not a comparison of empty evaluations
     assert len(list(show.iterdir())) == 4
+
+
+def test_a_shapes_dataset_made_with_other_settings_is_never_remade(tmp_path, monkeypatch, capsys, load_tool):
+    """The SSDLite demo config finds data/shapes/ made by tools/misc/make_synthetic_dataset.py with other
+    settings: tools/test.py stops with one line and the user's images stay as they were."""
+    import torch
+
+    from rexnet_mmdet.utils.build import CONFIG_DIR
+
+    monkeypatch.chdir(tmp_path)
+    assert load_tool('misc/make_synthetic_dataset.py').main(['--image-size', '64', '--train', '3', '--val', '2']) == 0
+    shapes = tmp_path / 'data' / 'shapes'
+    stamp = (shapes / 'synthetic.json').read_text()
+    before = {p.name: p.stat().st_mtime_ns for p in (shapes / 'train').iterdir()}
+    checkpoint = tmp_path / 'model.pth'
+    torch.save({}, checkpoint)  # never read: the datasets are checked first
+    with pytest.raises(SystemExit) as exc:
+        load_tool('test.py').main([osp.join(CONFIG_DIR, 'demo', 'ssdlite_rexnet_x0.9_shapes.py'), str(checkpoint),
+                                   '--work-dir', str(tmp_path / 'wd')])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.startswith('error: ') and err.count('\n') == 1, err
+    assert 'made with other settings' in err and 'image_size 64 there, 160 wanted' in err
+    assert (shapes / 'synthetic.json').read_text() == stamp
+    assert {p.name: p.stat().st_mtime_ns for p in (shapes / 'train').iterdir()} == before

@@ -230,3 +230,13 @@ def test_auto_scale_lr_and_work_dir_options(tmp_path, data_root, capsys, tiny_ru
     with pytest.raises(SystemExit):
         train.configure(train.parse_args([str(tmp_path / 'no_base.py'), '--auto-scale-lr']))
     assert 'needs auto_scale_lr = dict(base_batch_size=N)' in capsys.readouterr().err
+
+
+def test_a_config_typo_gets_did_you_mean(load_tool, capsys, monkeypatch):
+    monkeypatch.chdir(PROJECT_ROOT)
+    with pytest.raises(SystemExit):
+        load_tool('train.py').main(['configs/faster_rcnn_rexnet_x1.0_fnp.py'])
+    err = capsys.readouterr().err
+    assert err == ('error: config file configs/faster_rcnn_rexnet_x1.0_fnp.py does not exist; did you mean '
+                   'configs/faster_rcnn_rexnet_x1.0_fpn.py or configs/faster_rcnn_rexnet_x0.9_fpn.py or '
+                   'configs/faster_rcnn_rexnet_x2.2_fpn.py?\n')

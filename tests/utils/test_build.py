@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rexnet_mmdet.analysis.speed import REFERENCE_DETECTOR
-from rexnet_mmdet.utils.build import build_backbone, fake_batch, load_config
+from rexnet_mmdet.utils.build import CONFIG_DIR, build_backbone, dataset_classes, fake_batch, load_config
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -49,3 +49,22 @@ def test_load_config_names_a_missing_file(tmp_path):
         load_config(str(tmp_path / 'missing.py'))
     cfg = load_config(REFERENCE_DETECTOR, {'model.backbone.depth': 101})
     assert cfg.model.backbone.depth == 101
+
+
+def test_a_config_typo_gets_did_you_mean(tmp_path, monkeypatch):
+    monkeypatch.chdir(CONFIG_DIR + '/..')
+    with pytest.raises(FileNotFoundError, match=r'^config file configs/ssdlit_rexnet_x1.3.py does not exist; did you '
+                                                r'mean configs/ssdlite_rexnet_x1.3.py or '):
+        load_config('configs/ssdlit_rexnet_x1.3.py')
+    with pytest.raises(FileNotFoundError, match=r'did you mean configs/demo/faster_rcnn_rexnet_x1.0_fpn_shapes.py'):
+        load_config('configs/demo/faster_rcnn_rexnet_x1.0_fpn_shape.py')
+    # A folder with no config near the name: where to look instead.
+    with pytest.raises(FileNotFoundError, match='pass the path of a config, e.g. configs/'):
+        load_config(str(tmp_path / 'nothing_like_it.py'))
+
+
+def test_dataset_classes_of_a_config_without_reading_it():
+    assert dataset_classes(load_config(f'{CONFIG_DIR}/demo/ssdlite_rexnet_x0.9_shapes.py')) == \
+        ('circle', 'triangle', 'square', 'star')
+    coco = dataset_classes(load_config(f'{CONFIG_DIR}/ssdlite_rexnet_x1.0.py'))
+    assert len(coco) == 80 and coco[0] == 'person'

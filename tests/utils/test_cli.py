@@ -1,7 +1,7 @@
 """The tools' one way to fail: ``error: <message>`` on stderr, exit status 1, no traceback."""
 import pytest
 
-from rexnet_mmdet.utils.cli import fail, tool_main
+from rexnet_mmdet.utils.cli import fail, shape_wh, tool_main
 
 
 class ToolSpecificError(Exception):
@@ -44,3 +44,11 @@ def test_results_and_bugs_pass_through(capsys):
     with pytest.raises(SystemExit):
         _main_with_own_error([])
     assert capsys.readouterr().err == 'error: the checkpoint carries code\n'
+
+
+def test_shape_is_width_first_everywhere():
+    assert shape_wh([96, 64]) == (96, 64) and shape_wh([128]) == (128, 128)
+    with pytest.raises(ValueError, match='--shape takes WIDTH \\[HEIGHT\\], got 1 2 3'):
+        shape_wh([1, 2, 3])
+    with pytest.raises(ValueError, match='too small'):
+        shape_wh([8])

@@ -12,6 +12,7 @@ import os.path as osp
 import sys
 
 from rexnet_mmdet.datasets.synthetic import ShapesSettings, ann_file_name, generate_shapes_dataset
+from rexnet_mmdet.engine.data_checks import DatasetCheckError
 from rexnet_mmdet.utils.cli import tool_main
 
 
@@ -27,11 +28,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--max-objects', type=int, default=defaults.max_objects)
     parser.add_argument('--colour-by-class', action='store_true', help='one hue range per category (easier)')
     parser.add_argument('--seed', type=int, default=defaults.seed)
-    parser.add_argument('--overwrite', action='store_true', help='make it again even if it is there')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='make it again even if it is there (replaces a dataset made with other settings)')
     return parser.parse_args(argv)
 
 
-@tool_main
+@tool_main(errors=(DatasetCheckError,))
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.config:
