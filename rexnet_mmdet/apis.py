@@ -76,9 +76,8 @@ def init_detector(config, checkpoint: str, device: str = 'cpu', cfg_options: Opt
     cfg = load_config(config) if isinstance(config, str) else config
     loaded = load_checkpoint(checkpoint, map_location='cpu')
     check_training_checkpoint(loaded, checkpoint)
-    with warnings.catch_warnings():
-        # "checkpoint is None, use COCO classes by default": the classes are set below.
-        warnings.simplefilter('ignore', UserWarning)
+    with warnings.catch_warnings(record=True):
+        # "checkpoint is None, use COCO classes by default" (mmdet resets the filters): the classes are set below.
         model = mmdet_init_detector(cfg, None, palette=palette, device='cpu', cfg_options=cfg_options)
     check_weights_fit(model, loaded, checkpoint, min_fit)
     state = loaded.get('state_dict', loaded)

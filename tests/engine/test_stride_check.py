@@ -84,6 +84,7 @@ def test_the_hook_and_add_stride_check():
     assert off.default_hooks.stride_check is None
 
 
+@pytest.mark.slow
 def test_train_tool_stops_with_one_line(tmp_path, tiny_runs):
     """tools/train.py on a tiny Faster R-CNN whose backbone returns the wrong levels: one line, no step."""
     extra = (f'\nmodel.update(backbone=dict(out_indices=(0, 1, 2, 3)), '

@@ -110,7 +110,7 @@ def load_detector(config: str, checkpoint: Optional[str]):
     ``loss_cls``); it is built as ``SSDLiteHead``, the same head with that fixed."""
     import rexnet_mmdet  # noqa: F401  (registers ReXNet, SSDLiteHead)
     from rexnet_mmdet.apis import init_detector
-    from rexnet_mmdet.utils.build import build_detector, dataset_classes, load_config
+    from rexnet_mmdet.utils.build import build_detector, load_config
 
     try:
         cfg = load_config(config)
@@ -131,9 +131,7 @@ def load_detector(config: str, checkpoint: Optional[str]):
     else:
         h, w = input_size_of(cfg)
         model = build_detector(cfg, calibration_size=(w, h))
-        model.cfg = cfg
-        classes = dataset_classes(cfg)
-        model.dataset_meta = dict(classes=list(classes)) if classes else {}
+        model.cfg = cfg  # the export records the config's class names
     return model.eval(), cfg
 
 
