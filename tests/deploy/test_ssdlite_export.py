@@ -19,6 +19,7 @@ pytest.importorskip('openvino')
 import onnx  # noqa: E402
 
 from rexnet_mmdet.deploy import runtimes, ssdlite_export  # noqa: E402
+from rexnet_mmdet.deploy.backends import ONNX_OPSET  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'ssdlite_rexnet_x0.9.py')
@@ -267,7 +268,7 @@ def test_nms_matches_onnx_runtime_per_class_with_cap(tmp_path):
     scores[0, 1, :10] = 0.2  # exactly at the threshold: not candidates
     path = str(tmp_path / 'nms.onnx')
     torch.onnx.export(Nms(), (boxes, scores), path, input_names=['boxes', 'scores'], output_names=['selected'],
-                      dynamic_axes={'selected': {0: 'n'}}, opset_version=17, dynamo=False)
+                      dynamic_axes={'selected': {0: 'n'}}, opset_version=ONNX_OPSET, dynamo=False)
     got = ort.InferenceSession(path, providers=['CPUExecutionProvider']).run(
         None, {'boxes': boxes.numpy(), 'scores': scores.numpy()})[0]
     expected = Nms()(boxes, scores).numpy()
