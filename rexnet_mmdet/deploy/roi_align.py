@@ -2,8 +2,8 @@
 
 mmcv's CPU RoIAlign walks every RoI, channel and sample point in one thread, reading the feature
 map as NCHW: in a Faster R-CNN + FPN on a CPU it is a large share of ``predict``, whatever the
-backbone. It also misreads channels-last maps (it assumes NCHW
-strides), which is what a channels-last neck hands it.
+backbone. It also misreads channels-last maps (it assumes NCHW strides), which is what a
+channels-last neck hands it.
 
 Each output bin is a weighted sum of the map positions its sample points interpolate from. The
 bilinear weights factor into a row part and a column part, and so does mmcv's rule that a sample
