@@ -46,6 +46,7 @@ def test_backbone_specs():
     assert (spec.config, spec.checkpoint, spec.label) == ('configs/x.py', 'ckpt/epoch_1.pth', 'x (epoch_1.pth)')
 
 
+@pytest.mark.slow
 def test_checkpoint_is_loaded_and_bn_is_recalibrated(tmp_path):
     torch.manual_seed(0)
     source = backbone_from_spec(parse_backbone_spec('rexnet:0.9'))

@@ -38,6 +38,7 @@ def test_detector_config_for_any_width():
     assert list(cfg.model.neck.in_channels) == list(out_channels(1.3, (1, 2, 3, 5)))
 
 
+@pytest.mark.slow
 def test_equalized_heads_give_every_detector_the_same_proposals():
     size = (128, 96)
     proposals = []
@@ -63,6 +64,7 @@ def test_cuda_requested_without_gpu(load_tool, capsys):
     assert exc.value.code == 1 and capsys.readouterr().err.startswith('error: ')
 
 
+@pytest.mark.slow
 def test_benchmark_tool_end_to_end(tmp_path, capsys, load_tool):
     out = str(tmp_path / 'speed.json')
     benchmark = load_tool('analysis_tools/benchmark.py')
@@ -107,6 +109,7 @@ def test_benchmark_tool_end_to_end(tmp_path, capsys, load_tool):
     assert open(tmp_path / 'speed.png', 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
 
 
+@pytest.mark.slow
 def test_roi_align_benchmark(tmp_path, capsys, load_tool):
     """--part roi_align times mmcv's layer and the batched one (both layouts) on the same RoIs and
     reports that they compute the same features."""

@@ -80,6 +80,7 @@ def test_config_builds_with_paper_params_and_checked_channels(name):
     assert abs(params - paper.params_m) / paper.params_m <= 0.01, f'{params:.2f}M vs paper {paper.params_m}M'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIG_NAMES)
 def test_config_trains_a_step_and_predicts(name):
     model = build_random(name)

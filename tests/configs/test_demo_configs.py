@@ -3,6 +3,7 @@ evaluates through mmengine's Runner on a tiny copy of the built-in dataset (the 
 demo configs are run by the tools' tests, tests/helpers/tiny_runs.py)."""
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -11,6 +12,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SSDLITE_DEMO = osp.join(ROOT, 'configs', 'demo', 'ssdlite_rexnet_x0.9_shapes.py')
 
 
+@pytest.mark.slow
 def test_ssdlite_demo_config_trains_validates_and_saves(tmp_path):
     cfg = Config.fromfile(SSDLITE_DEMO)
     # The config's own model, pipelines, schedule shape and hooks; a tiny dataset and two steps.

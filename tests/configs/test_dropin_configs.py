@@ -98,6 +98,7 @@ def test_config_dumps_and_reloads(name, tmp_path):
     assert again.model.neck.in_channels == cfg.model.neck.in_channels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', NAMES)
 def test_config_trains_a_step_and_predicts(name):
     model = build_random(name)

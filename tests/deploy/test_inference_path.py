@@ -7,6 +7,9 @@ import pytest
 
 from tiny_runs import ADAMW, run_tool, write_tiny_config  # noqa: E402
 
+# Every test here trains a model or runs a tool end to end: for make test, not make test-fast.
+pytestmark = pytest.mark.slow
+
 AP_LINE = re.compile(r'Average Precision +\(AP\) @\[ IoU=0\.50:0\.95 \| area= +all \| maxDets=100 \] = (-?[0-9.]+)')
 
 

@@ -21,6 +21,9 @@ import onnx  # noqa: E402
 from rexnet_mmdet.deploy import runtimes, ssdlite_export  # noqa: E402
 from rexnet_mmdet.deploy.backends import ONNX_OPSET  # noqa: E402
 
+# A detector trained and exported once for the module: for make test, not make test-fast.
+pytestmark = pytest.mark.slow
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(ROOT, 'configs', 'ssdlite_rexnet_x0.9.py')
 TRAIN_STEPS = 30

@@ -17,6 +17,9 @@ import torch
 
 from tiny_runs import ROOT, RunsCommand, run_tool, write_tiny_config  # noqa: E402
 
+# A real training run, then every bad file through every entry point: for make test, not make test-fast.
+pytestmark = pytest.mark.slow
+
 
 
 #: Tools outside tools/'s top level, by name.

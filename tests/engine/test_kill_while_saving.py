@@ -9,9 +9,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 from tiny_runs import ROOT, run_tool, tool_env, write_tiny_config  # noqa: E402
 
 from rexnet_mmdet.engine.checkpoint import find_resume_checkpoint, is_readable_checkpoint  # noqa: E402
+
+# Trains and kills tools/train.py for real: for make test, not make test-fast.
+pytestmark = pytest.mark.slow
 
 #: tools/train.py with checkpoint bytes written slowly (64 KiB every 5 ms), so the test can kill the
 #: process while a file is being written, not before or after.

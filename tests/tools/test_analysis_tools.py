@@ -36,6 +36,7 @@ def _is_png(path):
         return f.read(8) == PNG_MAGIC
 
 
+@pytest.mark.slow
 def test_rank_study_cli(tmp_path, tool_error):
     out = tmp_path / 'rank.png'
     proc = _run('tools/analysis_tools/rank_study.py', '--trials', '1', '--ratios', '0.1', '1.0', '--d-out', '16', '24',
@@ -45,6 +46,7 @@ def test_rank_study_cli(tmp_path, tool_error):
     assert 'must exceed the largest d_out' in tool_error('rank_study', '--trials', '1', '--samples', '10')
 
 
+@pytest.mark.slow
 def test_plot_channels_cli(tmp_path, tool_error):
     out = tmp_path / 'channels.png'
     proc = _run('tools/analysis_tools/plot_channels.py', '--widen-factor', '1.0', '2.2', '--mobilenetv2',
@@ -54,6 +56,7 @@ def test_plot_channels_cli(tmp_path, tool_error):
     assert 'widen_factor must be a positive' in tool_error('plot_channels', '--widen-factor', '-1')
 
 
+@pytest.mark.slow
 def test_feature_rank_cli_with_a_checkpoint(tmp_path, tool_error):
     from mmdet.registry import MODELS
 
@@ -72,6 +75,7 @@ def test_feature_rank_cli_with_a_checkpoint(tmp_path, tool_error):
     assert 'at least 2' in tool_error('feature_rank', '--num-images', '1')
 
 
+@pytest.mark.slow
 def test_get_flops_cli(tool_error):
     proc = _run('tools/analysis_tools/get_flops.py', 'configs/ssdlite_rexnet_x0.9.py', '--backbone', 'rexnet',
                 '--widen-factor', '1.0', '--markdown')

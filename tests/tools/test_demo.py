@@ -2,6 +2,10 @@
 import os.path as osp
 
 import cv2
+import pytest
+
+# Runs the demo end to end: for make test, not make test-fast.
+pytestmark = pytest.mark.slow
 
 
 def test_demo_runs_all_steps_and_leaves_its_pictures(tmp_path, tiny_runs):

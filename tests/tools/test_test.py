@@ -75,6 +75,7 @@ def _printed_table(output: str) -> list:
     return [float(v) for v in values[-12:]]
 
 
+@pytest.mark.slow
 def test_evaluation_matches_pycocotools_on_a_foreign_dataset(trained, tiny_runs):
     tmp, config, ann, checkpoint = trained
     out, show = str(tmp / 'preds.pkl'), str(tmp / 'pictures_out')
@@ -110,6 +111,7 @@ def test_evaluation_matches_pycocotools_on_a_foreign_dataset(trained, tiny_runs)
     assert cv2.imread(str(tmp / 'pictures_out' / pictures[0])).shape == (64, 128, 3)
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_is_a_clear_error(trained, tiny_runs):
     tmp, config, _, _ = trained
     result = tiny_runs.run_tool(['test.py', config, str(tmp / 'nope.pth')])
@@ -117,6 +119,7 @@ def test_missing_checkpoint_is_a_clear_error(trained, tiny_runs):
     assert 'Traceback' not in result.stdout
 
 
+@pytest.mark.slow
 def test_checkpoint_with_code_is_refused(trained, tiny_runs):
     tmp, config, _, _ = trained
     marker = tmp / 'payload_ran'
@@ -134,6 +137,7 @@ def _independent_eval(gt: COCO, detections: list, iou_type: str) -> list:
     return evaluation.stats.tolist()
 
 
+@pytest.mark.slow
 def test_mask_rcnn_gets_box_and_mask_ap_and_mask_pictures(tmp_path, tiny_runs):
     data_root = str(tmp_path / 'shapes')
     config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny_mask.py'), data_root, max_iters=100,

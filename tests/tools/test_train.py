@@ -35,6 +35,7 @@ def data_root(tmp_path_factory):
     return str(tmp_path_factory.mktemp('shapes') / 'root')
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_continues_exactly(tmp_path, data_root, tiny_runs):
     config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=MAX_ITERS,
                                          ckpt_interval=2)
@@ -87,6 +88,7 @@ def test_resume_after_sigkill_continues_exactly(tmp_path, data_root, tiny_runs):
     assert osp.isfile(osp.join(killed_dir, 'training_curves.png'))
 
 
+@pytest.mark.slow
 def test_checkpoint_with_code_is_refused_by_resume(tmp_path, data_root, tiny_runs):
     config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root)
     marker = tmp_path / 'payload_ran'
@@ -98,6 +100,7 @@ def test_checkpoint_with_code_is_refused_by_resume(tmp_path, data_root, tiny_run
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_missing_coco_stops_before_any_model_is_built(tmp_path, tiny_runs):
     start = time.monotonic()
     result = tiny_runs.run_tool(['train.py', osp.join(PROJECT_ROOT, 'configs', 'faster_rcnn_rexnet_x1.0_fpn.py'),
@@ -113,6 +116,7 @@ def test_missing_coco_stops_before_any_model_is_built(tmp_path, tiny_runs):
     assert time.monotonic() - start < 120
 
 
+@pytest.mark.slow
 def test_amp_without_cuda_is_a_clear_error(tmp_path, data_root, tiny_runs):
     if torch.cuda.is_available():
         pytest.skip('this machine has CUDA')
@@ -153,6 +157,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_gloo_training_agrees(tmp_path, data_root, tiny_runs):
     (tmp_path / 'rank_dump_hook.py').write_text(_RANK_DUMP_HOOK)
     extra = ("custom_imports = dict(imports=['rexnet_mmdet', 'rexnet_mmdet.datasets', 'rexnet_mmdet.engine', "
@@ -190,6 +195,7 @@ SLURM_PROCID=0 SLURM_NTASKS=1 SLURM_LOCALID=0 SLURM_NODELIST=127.0.0.1 exec "$@"
 '''
 
 
+@pytest.mark.slow
 def test_slurm_script_launches_a_distributed_run(tmp_path, data_root, tiny_runs):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
