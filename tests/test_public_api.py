@@ -29,6 +29,7 @@ def test_import_registers():
     assert TASK_UTILS.get('SSDLiteAnchorGenerator') is rexnet_mmdet.SSDLiteAnchorGenerator
 
 
+@pytest.mark.slow
 def test_import_is_light_and_quiet_outside_a_run():
     """Importing the package (as a config's custom_imports does) pulls in no analysis or ONNX code, and a
     backbone built outside a run prints nothing on stdout, where tools print their tables."""

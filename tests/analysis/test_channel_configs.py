@@ -34,6 +34,7 @@ def test_stagewise_is_stagewise_and_costs_the_same(w):
     assert channels != linear_block_channels(w)
 
 
+@pytest.mark.slow
 def test_stagewise_backbone_builds_and_its_counted_flops_match():
     channels = stagewise_block_channels(1.0)
     backbone = MODELS.build(dict(type='ReXNet', widen_factor=1.0, out_indices=(1, 2, 3, 5),

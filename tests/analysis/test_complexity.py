@@ -57,6 +57,7 @@ def test_paper_table_has_the_nine_configs():
     assert paper_detector('nope') is None
 
 
+@pytest.mark.slow
 def test_ssdlite_config_matches_the_paper():
     name = 'ssdlite_rexnet_x1.0'
     paper = paper_detector(name)
@@ -68,6 +69,7 @@ def test_ssdlite_config_matches_the_paper():
     assert sum(result.by_module.values()) == result.flops
 
 
+@pytest.mark.slow
 def test_faster_rcnn_config_matches_the_paper_at_1280x800():
     name = 'faster_rcnn_rexnet_x1.0_fpn'
     paper = paper_detector(name)

@@ -17,6 +17,7 @@ def test_peak_memory_sees_an_allocation():
     assert 60 * 2 ** 20 <= mem.peak_bytes < 200 * 2 ** 20
 
 
+@pytest.mark.slow
 def test_memory_measurement_in_a_fresh_process():
     result = memory.train_step_memory_isolated(osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x1.0_fpn.py'), True,
                                                    threads=1, batch_size=1, image_size=(128, 96), warmup=0)

@@ -58,6 +58,7 @@ def feature_strides(model, size: int = 128):
     return [size / f.shape[-1] for f in feats]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', NAMES)
 def test_config_builds_with_checked_channels_and_strides(name):
     cfg = Config.fromfile(config_path(name))

@@ -35,6 +35,7 @@ def _run(mode):
     return lines, first, second
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc', reason='glibc only')
 def test_freed_memory_is_reused():
     lines, first, second = _run('keep')
@@ -45,6 +46,7 @@ def test_freed_memory_is_reused():
     assert second < PAGES // 100       # the second, smaller one lives in them
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc', reason='glibc only')
 def test_without_it_every_large_tensor_faults_its_pages_again():
     lines, first, second = _run('system')

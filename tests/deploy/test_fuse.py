@@ -12,6 +12,7 @@ from rexnet_mmdet.models import ReXNet
 from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('channels_last', [True, False])
 @pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4, 5, 6), (1, 2, 3, 5)])
 def test_optimized_backbone_matches_eager(channels_last, out_indices):
@@ -35,6 +36,7 @@ def test_fold_counts_every_norm():
     assert fold_batchnorm(model) == norms == 1 + 2 + 15 * 3 + 13 + 1  # stem, block 0, blocks 1-15, SE, final
 
 
+@pytest.mark.slow
 def test_optimized_detector_predicts_the_same():
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample

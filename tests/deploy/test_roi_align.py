@@ -85,6 +85,7 @@ def _mask_rcnn():
     return MODELS.build(cfg).eval()
 
 
+@pytest.mark.slow
 def test_detector_keeps_its_boxes_and_masks():
     """Both RoI extractors of a Mask R-CNN are swapped; boxes, scores and masks stay mmcv's."""
     from mmdet.structures import DetDataSample

@@ -52,6 +52,7 @@ def _runtime_available(treatment: str) -> bool:
                                  dict(type='MobileNetV2', out_indices=(2, 4, 7)),
                                  dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3))],
                          ids=['rexnet', 'mobilenetv2', 'resnet18'])
+@pytest.mark.slow
 def test_every_treatment_matches_eager(treatment, cfg):
     if not _runtime_available(treatment):
         pytest.skip(f'{treatment} needs its runtime installed')
@@ -73,6 +74,7 @@ def test_every_treatment_matches_eager(treatment, cfg):
             assert (a - b).abs().max().item() <= 1e-4 * max(1.0, a.abs().max().item())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', ['torch', 'onnxruntime', 'openvino'])
 def test_optimized_detector_predicts_what_eager_predicts(backend):
     if not _runtime_available({'torch': 'eager', 'onnxruntime': 'fused+onnxruntime',
@@ -91,6 +93,7 @@ def test_optimized_detector_predicts_what_eager_predicts(backend):
     assert_same_detections(ref, out)
 
 
+@pytest.mark.slow
 def test_fused_channels_last_resnet_detector_keeps_its_roi_features_right():
     """The generic treatment of a ResNet-50-like detector: channels-last features reach RoIAlign
     contiguous (mmcv's kernel would read them as NCHW otherwise)."""

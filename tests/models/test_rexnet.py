@@ -58,7 +58,8 @@ def test_train_mode_forward_matches_eval_forward_shape_and_autograd():
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize('w', PUBLISHED_WIDTHS)
+# The widest networks take seconds to build: they run in the full suite only.
+@pytest.mark.parametrize('w', [pytest.param(w, marks=pytest.mark.slow) if w >= 2.0 else w for w in PUBLISHED_WIDTHS])
 def test_channels_strides_and_params(w):
     model = build(widen_factor=w, out_indices=tuple(range(7))).eval()
     specs = model.output_shape()
@@ -74,6 +75,7 @@ def test_channels_strides_and_params(w):
     assert sum(p.numel() for p in model.parameters()) == OFFICIAL_PARAMS[w] - classifier
 
 
+@pytest.mark.slow
 def test_builds_nothing_past_last_tap():
     full = build(out_indices=tuple(range(7)))
     assert len(full.blocks) == 16 and full.final_conv is not None
@@ -188,6 +190,7 @@ def test_with_cp_really_checkpoints(monkeypatch):
     assert not calls
 
 
+@pytest.mark.slow
 def test_drop_path():
     model = build(drop_path_rate=0.2, out_indices=(5,))
     rates = [b.drop_path.drop_prob for b in model.blocks if not isinstance(b.drop_path, nn.Identity)]

@@ -30,6 +30,7 @@ def _one_line_error(tool, argv, capsys) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_checkpoints_that_do_not_fit_stop_the_tool_before_the_export(tool, tmp_path, capsys,
                                                                      official_checkpoints):
     out = str(tmp_path / 'out.onnx')

@@ -147,6 +147,7 @@ def test_url_without_network_fails_clearly(tmp_path, monkeypatch):
         download_checkpoint('http://127.0.0.1:9/rexnetv1_1.0.pth')
 
 
+@pytest.mark.slow
 def test_convert_tool_round_trip(tmp_path, official):
     src = tmp_path / 'rexnetv1_1.0.pth'
     torch.save(official, src)

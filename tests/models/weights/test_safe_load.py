@@ -86,6 +86,7 @@ def test_training_checkpoint_loads_with_working_history_buffers(training_checkpo
     assert ckpt['meta'] == dict(iter=7, epoch=0, seed=3)
 
 
+@pytest.mark.slow
 def test_history_buffers_work_in_a_fresh_process(training_checkpoint):
     # A process that never made a HistoryBuffer: mmengine's class-level methods are empty until
     # one is made; a loaded buffer must still compute statistics, and nothing else is registered.

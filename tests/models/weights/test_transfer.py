@@ -119,6 +119,7 @@ def test_plan_keeps_the_residual_consistent():
 
 
 # --------------------------------------------------------------------------------------- widening
+@pytest.mark.slow
 @pytest.mark.parametrize('src_width,dst_width', [(2.0, 2.2), (1.0, 1.3), (1.0, 2.2)])
 def test_widening_is_exact(src_width, dst_width, official, golden):
     state, head = source(src_width, official)
@@ -184,6 +185,7 @@ def trained_like(official, images):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_narrowing_loads_strictly_and_calibration_reduces_drift(trained_like, images):
     result = transfer_state_dict(trained_like, 0.9)
     assert not result.exact
@@ -204,6 +206,7 @@ def test_narrowing_loads_strictly_and_calibration_reduces_drift(trained_like, im
     build(0.9, (6,)).load_state_dict(result.state_dict, strict=True)
 
 
+@pytest.mark.slow
 def test_narrowing_keeps_important_channels(trained_like):
     state = dict(trained_like)
     # Block 3's output channel 0 is also block 4's (partial residual): its importance is the sum of both.
@@ -218,6 +221,7 @@ def test_narrowing_keeps_important_channels(trained_like):
 
 
 # --------------------------------------------------------------------------------------- files and the tool
+@pytest.mark.slow
 def test_transfer_checkpoint_formats_and_classifier(tmp_path, official, golden):
     src = tmp_path / 'rexnetv1_1.0.pth'
     torch.save(official, src)
@@ -240,6 +244,7 @@ def test_transfer_checkpoint_formats_and_classifier(tmp_path, official, golden):
     assert saved['meta']['widen_factor'] == 2.2 and not any(k.startswith('head') for k in saved['state_dict'])
 
 
+@pytest.mark.slow
 def test_tool_widens_and_narrows(tmp_path, official, trained_like):
     import subprocess
     src = tmp_path / 'src.pth'
@@ -292,6 +297,7 @@ def test_errors_are_clear(tmp_path, official):
 
 
 # --------------------------------------------------------------------------------------- from a config
+@pytest.mark.slow
 def test_init_cfg_width_transfer(tmp_path, official, golden, monkeypatch):
     path = tmp_path / 'rexnetv1_1.0.pth'
     torch.save(official, path)
@@ -342,6 +348,7 @@ def test_x09_configs_narrow_from_published_x10(tmp_path, official, monkeypatch):
     assert 'convert_weights.py' in logs[0] and '--calibrate-images' in logs[0]
 
 
+@pytest.mark.slow
 def test_x22_config_initialises_from_a_width_20_file(tmp_path, monkeypatch):
     state, _ = random_weights(2.0)
     path = tmp_path / 'rexnet_x2.0.pth'
