@@ -99,8 +99,6 @@ class ReXNet(BaseModule):
 
     def __init__(self,
                  widen_factor: float = 1.0,
-                 arch: str = 'v1',
-                 channel_divisor: Optional[int] = None,
                  out_indices: Sequence[int] = (1, 2, 3, 5),
                  frozen_stages: int = -1,
                  norm_cfg: dict = dict(type='BN', requires_grad=True),
@@ -108,7 +106,9 @@ class ReXNet(BaseModule):
                  with_cp: bool = False,
                  drop_path_rate: float = 0.0,
                  block_channels: Optional[Sequence[int]] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 arch: str = 'v1',
+                 channel_divisor: Optional[int] = None):
         self.widen_factor = check_widen_factor(widen_factor)
         self.arch, self.channel_divisor = check_family(arch, channel_divisor)
         self.family = family_name(self.arch, self.channel_divisor)

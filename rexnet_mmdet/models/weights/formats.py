@@ -350,7 +350,8 @@ def _check_family(state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor], 
         return
     fits = all(k in state and state[k].shape == v.shape for k, v in own.items()
                if not k.endswith('num_batches_tracked'))
-    if fits and ckpt.arch == model.arch:
+    # Blocks 0-2 alone (a detector backbone that stops early) do not tell lite from R: shapes decide.
+    if fits and (ckpt.arch == model.arch or 'blocks.3.conv_pwl.conv.weight' not in state):
         return
     raise CheckpointMismatchError(
         f'{source} holds {family_name(ckpt.arch, ckpt.channel_divisor)} weights ({ckpt}), not weights for this '
@@ -390,8 +391,8 @@ def load_backbone_weights(model: torch.nn.Module, path_or_url: str, strict: bool
                     f'{model_name}; {width_note}. Is it a complete ReXNet checkpoint?')
             continue
         if tuple(state[key].shape) != tuple(tensor.shape):
-            hint = (f', or add width_transfer=True to init_cfg to carry these weights to this width '
-                    f'(README "Weights for every width")' if model_family.arch == 'v1'
+            hint = (', or add width_transfer=True to init_cfg to carry these weights to this width '
+                    '(README "Weights for every width")' if model_family.arch == 'v1'
                     and model_family.channel_divisor == 1 else '')
             raise CheckpointError(
                 f'{path_or_url} ({fmt} format) does not fit the {model_name}: '
