@@ -53,6 +53,7 @@ def timm_file(path, width, divisor, classes=1000):
     return model
 
 
+@pytest.mark.slow  # an 11,821-class head: a 60 MB file
 def test_timm_rexnetr_with_imagenet12k_head_loads_through_init_cfg(tmp_path):
     path = tmp_path / 'rexnetr_100.sw_in12k.safetensors'
     source = timm_file(path, 1.0, 8, classes=IMAGENET_12K_CLASSES)
