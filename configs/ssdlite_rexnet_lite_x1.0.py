@@ -14,6 +14,6 @@ model = dict(
         widen_factor=1.0,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet_lite_1.0.pth')),
     # [768, 1280]
-    neck=dict(in_channels=out_channels(1.0, (4, 6), arch='lite'),
+    neck=dict(in_channels=tuple(out_channels(1.0, (4, 6), arch='lite')),
               out_channels=(*out_channels(1.0, (4, 6), arch='lite'), 512, 256, 256, 128)),
     bbox_head=dict(in_channels=(*out_channels(1.0, (4, 6), arch='lite'), 512, 256, 256, 128)))

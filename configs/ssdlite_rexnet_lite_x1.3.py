@@ -9,6 +9,6 @@ model = dict(
         widen_factor=1.3,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/rexnet_lite_1.3.pth')),
     # [1008, 1664]
-    neck=dict(in_channels=out_channels(1.3, (4, 6), arch='lite'),
+    neck=dict(in_channels=tuple(out_channels(1.3, (4, 6), arch='lite')),
               out_channels=(*out_channels(1.3, (4, 6), arch='lite'), 512, 256, 256, 128)),
     bbox_head=dict(in_channels=(*out_channels(1.3, (4, 6), arch='lite'), 512, 256, 256, 128)))
