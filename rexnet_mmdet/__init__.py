@@ -16,13 +16,15 @@ from . import models  # noqa: F401,E402  (registers the backbone and the SSDLite
 from . import datasets, engine  # noqa: F401,E402
 from .models.weights import PRETRAINED_URLS, load_backbone_weights  # noqa: E402
 from .deploy import optimize_for_inference  # noqa: E402
-from .models import (PUBLISHED_WIDTHS, BlockSetting, ReXNet, SSDLiteAnchorGenerator, SSDLiteHead,  # noqa: E402
-                     TapSpec, block_settings, linear_block_channels, out_channels, tap_specs)
+from .models import (PUBLISHED_LITE_WIDTHS, PUBLISHED_WIDTHS, BlockSetting, ReXNet,  # noqa: E402
+                     SSDLiteAnchorGenerator, SSDLiteHead, TapSpec, block_settings, linear_block_channels,
+                     lite_block_channels, out_channels, rounded_block_channels, tap_specs)
 
 __all__ = [
     # the backbone and what it returns, without building it
     'ReXNet', 'out_channels', 'tap_specs', 'TapSpec', 'block_settings', 'BlockSetting',
-    'linear_block_channels', 'PUBLISHED_WIDTHS',
+    'linear_block_channels', 'rounded_block_channels', 'lite_block_channels', 'PUBLISHED_WIDTHS',
+    'PUBLISHED_LITE_WIDTHS',
     # ImageNet weights
     'PRETRAINED_URLS', 'load_backbone_weights',
     # the SSDLite head and anchors the paper's SSDLite uses

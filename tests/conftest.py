@@ -73,10 +73,13 @@ def one_thread():
 
 @pytest.fixture(scope='module')
 def official_checkpoints(tmp_path_factory, reference_weights) -> dict:
-    """Official-format stand-ins for the published ×0.9 and ×1.0 weights, as files: ``{'0.9': path, ...}``."""
+    """Official-format stand-ins for the published ×0.9 and ×1.0 weights, as files: ``{'0.9': path, ...}``,
+    and for ReXNet-lite ×1.0 (``'lite1.0'``)."""
     folder = tmp_path_factory.mktemp('weights')
     paths = {}
     for width in ('0.9', '1.0'):
         paths[width] = str(folder / f'rexnetv1_{width}.pth')
         torch.save(reference_weights.rebuild_official_weights(width), paths[width])
+    paths['lite1.0'] = str(folder / 'rexnet_lite_1.0.pth')
+    torch.save(reference_weights.rebuild_official_weights('1.0', 'rexnet_lite'), paths['lite1.0'])
     return paths

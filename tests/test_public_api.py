@@ -20,7 +20,15 @@ def test_public_names():
             'PRETRAINED_URLS', 'load_backbone_weights', 'optimize_for_inference'} <= set(rexnet_mmdet.__all__)
     assert out_channels(1.0, (2, 3, 5)) == [61, 128, 185]
     assert [t.stride for t in rexnet_mmdet.tap_specs(1.0)] == [2, 4, 8, 16, 16, 32, 32]
-    assert set(rexnet_mmdet.PRETRAINED_URLS) <= set(rexnet_mmdet.PUBLISHED_WIDTHS)
+    # ReXNet-v1 weights by width; ReXNet-R weights by timm's model name.
+    widths = {k for k in rexnet_mmdet.PRETRAINED_URLS if isinstance(k, float)}
+    names = set(rexnet_mmdet.PRETRAINED_URLS) - widths
+    assert widths <= set(rexnet_mmdet.PUBLISHED_WIDTHS)
+    assert names == {f'rexnetr_{w}.sw_in12k{tag}' for w in (200, 300) for tag in ('', '_ft_in1k')}
+    for name in names:
+        assert rexnet_mmdet.PRETRAINED_URLS[name] == f'https://huggingface.co/timm/{name}/resolve/main/model.safetensors'
+    assert rexnet_mmdet.lite_block_channels(1.0)[-1] == 184
+    assert rexnet_mmdet.rounded_block_channels(2.0, 8)[-1] == 368
 
 
 def test_import_registers():

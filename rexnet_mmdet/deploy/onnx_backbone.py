@@ -37,8 +37,10 @@ def _check_onnx_stack() -> None:
 def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[int] = (1, 2, 3, 5),
                               checkpoint: Optional[str] = None,
                               block_channels: Optional[Sequence[int]] = None,
-                              optimize: bool = True, seed: int = 0, calibration_size: int = 224) -> nn.Module:
-    """A ReXNet backbone in eval mode, with BatchNorm folded into the convs when ``optimize``.
+                              optimize: bool = True, seed: int = 0, calibration_size: int = 224,
+                              arch: str = 'v1', channel_divisor: Optional[int] = None) -> nn.Module:
+    """A ReXNet backbone (any family: ``arch``, ``channel_divisor`` as in ``ReXNet``) in eval mode, with
+    BatchNorm folded into the convs when ``optimize``.
 
     Weights: ``checkpoint`` (any format :func:`rexnet_mmdet.models.weights.load_backbone_weights`
     reads), else random ones with BatchNorm statistics set on random images of
@@ -46,7 +48,8 @@ def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[i
     means something). Channels-last is left
     off: ONNX has no memory layout, ONNX Runtime picks its own.
     """
-    cfg = dict(type='ReXNet', widen_factor=widen_factor, out_indices=tuple(out_indices),
+    cfg = dict(type='ReXNet', widen_factor=widen_factor, arch=arch, channel_divisor=channel_divisor,
+               out_indices=tuple(out_indices),
                block_channels=None if block_channels is None else list(block_channels), init_cfg=None)
     model = build_backbone(cfg, seed=seed, checkpoint=checkpoint, calibration_size=calibration_size)
     if optimize:

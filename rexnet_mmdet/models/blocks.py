@@ -1,4 +1,4 @@
-"""Building blocks of ReXNet-v1: squeeze-excitation with a norm layer and the linear bottleneck."""
+"""Building blocks of ReXNet (every family): squeeze-excitation with a norm layer and the linear bottleneck."""
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule, build_norm_layer
@@ -36,7 +36,9 @@ class SqueezeExcite(nn.Module):
 
 
 class LinearBottleneck(nn.Module):
-    """One ReXNet block: [1x1 expansion -> SiLU] -> 3x3 depthwise -> [SE] -> ReLU6 -> 1x1 linear.
+    """One ReXNet block: [1x1 expansion -> act] -> 3x3 depthwise -> [SE] -> ReLU6 -> 1x1 linear.
+
+    ``act`` is ``setting.activation``: SiLU in ReXNet-v1 and ReXNet-R, ReLU6 in ReXNet-lite (no SE).
 
     When ``stride == 1`` and ``in_channels <= out_channels`` the input is added to the first
     ``in_channels`` output channels only (partial residual); the other channels pass unchanged.
@@ -60,7 +62,7 @@ class LinearBottleneck(nn.Module):
         hidden = setting.hidden_channels
         if setting.expand_ratio != 1:
             self.conv_exp = ConvModule(setting.in_channels, hidden, 1, bias=False,
-                                       norm_cfg=norm_cfg, act_cfg=dict(type='SiLU'))
+                                       norm_cfg=norm_cfg, act_cfg=dict(type=setting.activation))
         else:
             if expansion_only:
                 raise ValueError(f'block {setting.index} has no expansion layer to stop at')
@@ -104,16 +106,16 @@ class LinearBottleneck(nn.Module):
         return self.forward_expanded(x, self.expand(x))
 
 
-def build_stem(out_channels: int, norm_cfg: dict, in_channels: int = 3) -> ConvModule:
-    """3x3 stride-2 conv -> norm -> SiLU."""
+def build_stem(out_channels: int, norm_cfg: dict, in_channels: int = 3, act: str = 'SiLU') -> ConvModule:
+    """3x3 stride-2 conv -> norm -> act (SiLU; ReLU6 in ReXNet-lite)."""
     return ConvModule(in_channels, out_channels, 3, stride=2, padding=1, bias=False,
-                      norm_cfg=norm_cfg, act_cfg=dict(type='SiLU'))
+                      norm_cfg=norm_cfg, act_cfg=dict(type=act))
 
 
-def build_final_conv(in_channels: int, out_channels: int, norm_cfg: dict) -> ConvModule:
-    """The final 1x1 conv (``int(1280 * w)`` channels) -> norm -> SiLU."""
+def build_final_conv(in_channels: int, out_channels: int, norm_cfg: dict, act: str = 'SiLU') -> ConvModule:
+    """The final 1x1 conv (``int(1280 * w)`` channels in v1) -> norm -> act (SiLU; ReLU6 in ReXNet-lite)."""
     return ConvModule(in_channels, out_channels, 1, bias=False, norm_cfg=norm_cfg,
-                      act_cfg=dict(type='SiLU'))
+                      act_cfg=dict(type=act))
 
 
 __all__ = ['SqueezeExcite', 'LinearBottleneck', 'build_stem', 'build_final_conv']

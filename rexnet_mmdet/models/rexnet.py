@@ -1,4 +1,4 @@
-"""The ReXNet-v1 backbone for MMDetection."""
+"""The ReXNet backbone for MMDetection: ReXNet-v1, ReXNet-R and ReXNet-lite."""
 import contextlib
 import logging
 import sys
@@ -13,8 +13,9 @@ from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .blocks import LinearBottleneck, build_final_conv, build_stem
-from .channels import (EXPANSION_TAP, FINAL_TAP, NUM_TAPS, STAGE_DEPTHS, TapSpec, block_settings,
-                       check_widen_factor, final_channels, stem_channels, tap_specs)
+from .channels import (EXPANSION_TAP, FINAL_TAP, STAGE_DEPTHS, TapSpec, activation, block_settings, check_family,
+                       check_out_indices, check_widen_factor, family_name, final_channels, stem_channels,
+                       tap_specs)
 
 #: frozen_stages: -1 nothing, 0 the stem, k in 1..6 the stem and stages 1..k, 7 also the final conv.
 MAX_FROZEN_STAGES = len(STAGE_DEPTHS) + 1
@@ -49,18 +50,30 @@ def _recompute_keeps_buffers(module: nn.Module):
 
 @MODELS.register_module()
 class ReXNet(BaseModule):
-    """ReXNet-v1 backbone ("Rethinking Channel Dimensions for Efficient Model Design", CVPR 2021).
+    """ReXNet backbone ("Rethinking Channel Dimensions for Efficient Model Design", CVPR 2021).
 
-    Computes exactly what the official ReXNet-v1 computes and loads its ImageNet weights
-    (official, timm and this project's formats; see :mod:`rexnet_mmdet.models.weights`).
+    Three families, each computing exactly what its reference model computes and loading its
+    ImageNet weights (see :mod:`rexnet_mmdet.models.weights`):
+
+    * ReXNet-v1 (default): the official ``rexnetv1``; official, timm ``rexnet_*`` and this project's formats.
+    * ReXNet-R (``channel_divisor=8``, or 16 for ``rexnetr_300``): timm's ``rexnetr_*``, every channel
+      count rounded to a multiple of the divisor; timm format.
+    * ReXNet-lite (``arch='lite'``): the official ``rexnetv1_lite``: no squeeze-excitation, ReLU6 after
+      the stem, every expansion and the final conv, channels in multiples of 8; official lite format.
+
+    Every argument works for every family, except two that are refused with a ``ValueError`` naming
+    the family: ``block_channels`` (ReXNet-v1 only) and ``init_cfg``'s ``width_transfer`` (ReXNet-v1 only).
 
     Args:
         widen_factor: width multiplier ``w`` (any positive number; published: 0.9, 1.0, 1.3,
-            1.5, 2.0, 2.2, 3.0). Channels follow the linear rule in :mod:`.channels`.
+            1.5, 2.0, 2.2, 3.0; lite 1.0, 1.3, 1.5, 2.0). Channels follow the family's rule in :mod:`.channels`.
+        arch: ``'v1'`` (ReXNet-v1 and ReXNet-R) or ``'lite'``.
+        channel_divisor: ReXNet-v1 only: 1 (default, the paper's ReXNet-v1), 8 or 16 (ReXNet-R). ReXNet-lite
+            always rounds to 8 (leave it unset).
         out_indices: feature points to return, numbered in the order they are computed:
             0 block 0 (stride 2) · 1 block 2 (C2, /4) · 2 block 4 (C3, /8) · 3 block 10 (C4, /16) ·
-            4 block 11's 1x1 expansion after SiLU (/16, the SSDLite tap) · 5 block 15 (C5, /32) ·
-            6 the final 1x1 conv, ``int(1280 * w)`` channels, with norm and SiLU (/32).
+            4 block 11's 1x1 expansion after its activation (/16, the SSDLite tap) · 5 block 15 (C5, /32) ·
+            6 the final 1x1 conv, ``int(1280 * w)`` channels in v1, with norm and activation (/32).
             FPN detectors use ``(1, 2, 3, 5)``, SSDLite ``(4, 6)``. Nothing past the last
             requested tap is built.
         frozen_stages: -1 freezes nothing; 0 the stem; k in 1..6 the stem and stages 1..k
@@ -93,9 +106,13 @@ class ReXNet(BaseModule):
                  with_cp: bool = False,
                  drop_path_rate: float = 0.0,
                  block_channels: Optional[Sequence[int]] = None,
-                 init_cfg: Optional[Union[dict, List[dict]]] = None):
+                 init_cfg: Optional[Union[dict, List[dict]]] = None,
+                 arch: str = 'v1',
+                 channel_divisor: Optional[int] = None):
         self.widen_factor = check_widen_factor(widen_factor)
-        self.out_indices = self._check_out_indices(out_indices)
+        self.arch, self.channel_divisor = check_family(arch, channel_divisor)
+        self.family = family_name(self.arch, self.channel_divisor)
+        self.out_indices = check_out_indices(out_indices)
         if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
                 or not -1 <= frozen_stages <= MAX_FROZEN_STAGES:
             raise ValueError(f'frozen_stages must be an int in [-1, {MAX_FROZEN_STAGES}] (-1 none, 0 stem, '
@@ -104,6 +121,9 @@ class ReXNet(BaseModule):
             raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
         self._pretrained = self._pretrained_path(init_cfg)
         self._width_transfer = bool(self._pretrained and init_cfg.get('width_transfer', False))
+        if self._width_transfer and self.family != 'ReXNet-v1':
+            raise ValueError(f'width_transfer does not apply to {self.family}: it carries ReXNet-v1 weights '
+                             f'between widths; load a checkpoint of this family and width instead')
         self._width_transfer_noise = float(init_cfg.get('width_transfer_noise', 0.0)) \
             if self._width_transfer else 0.0
         if init_cfg is None:
@@ -116,14 +136,16 @@ class ReXNet(BaseModule):
         self.with_cp = with_cp
         self.block_channels = None if block_channels is None else list(block_channels)
 
-        self.settings = block_settings(self.widen_factor, self.block_channels)
-        self._taps = tap_specs(self.widen_factor, self.block_channels)
+        family = (self.arch, self.channel_divisor)
+        self.settings = block_settings(self.widen_factor, self.block_channels, *family)
+        self._taps = tap_specs(self.widen_factor, self.block_channels, *family)
         self._check_norm(norm_cfg)
         last = max(self.out_indices)
         last_block = self._taps[last].block  # 16 means the final conv
         num_blocks = min(last_block, len(self.settings) - 1) + 1
 
-        self.stem = build_stem(stem_channels(self.widen_factor), norm_cfg)
+        act = activation(self.arch)
+        self.stem = build_stem(stem_channels(self.widen_factor, *family), norm_cfg, act=act)
         blocks = []
         for s in self.settings[:num_blocks]:
             rate = drop_path_rate * s.index / (len(self.settings) - 1)
@@ -132,7 +154,7 @@ class ReXNet(BaseModule):
         self.blocks = nn.ModuleList(blocks)
         if last == FINAL_TAP:
             self.final_conv = build_final_conv(self.settings[-1].out_channels,
-                                               final_channels(self.widen_factor), norm_cfg)
+                                               final_channels(self.widen_factor, *family), norm_cfg, act=act)
         else:
             self.final_conv = None
         # Block index -> tap index, for taps that are block outputs.
@@ -150,25 +172,6 @@ class ReXNet(BaseModule):
 
     # ----------------------------------------------------------------- contract
     @staticmethod
-    def _check_out_indices(out_indices) -> Tuple[int, ...]:
-        allowed = f'integers in [0, {NUM_TAPS - 1}] (0 block0 /2, 1 C2 /4, 2 C3 /8, 3 C4 /16, ' \
-                  f'4 stride-16 expansion, 5 C5 /32, 6 final conv /32)'
-        if isinstance(out_indices, int) or not isinstance(out_indices, Sequence):
-            raise ValueError(f'out_indices must be a sequence of {allowed}, got {out_indices!r}')
-        indices = tuple(out_indices)
-        if not indices:
-            raise ValueError(f'out_indices is empty; give one or more {allowed}')
-        bad = [i for i in indices if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < NUM_TAPS]
-        if bad:
-            raise ValueError(f'out_indices {indices} has {bad} out of range; allowed: {allowed}')
-        if len(set(indices)) != len(indices):
-            raise ValueError(f'out_indices {indices} repeats an index; each tap may appear once')
-        if list(indices) != sorted(indices):
-            raise ValueError(f'out_indices {indices} must be in increasing order (the order the '
-                             f'network computes them), e.g. {tuple(sorted(indices))}')
-        return indices
-
-    @staticmethod
     def _pretrained_path(init_cfg) -> Optional[str]:
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
             if not init_cfg.get('checkpoint'):
@@ -182,7 +185,9 @@ class ReXNet(BaseModule):
         groups = norm_cfg.get('num_groups')
         widths = {c for s in self.settings for c in (s.in_channels, s.hidden_channels,
                                                       s.out_channels, s.se_channels)}
-        widths |= {stem_channels(self.widen_factor), final_channels(self.widen_factor)}
+        family = (self.arch, self.channel_divisor)
+        widths |= {stem_channels(self.widen_factor, *family), final_channels(self.widen_factor, *family)}
+        widths.discard(0)  # no SE
         bad = sorted(c for c in widths if not groups or c % groups)
         if bad:
             raise ValueError(f'GN with num_groups={groups} cannot normalise ReXNet layers of {bad[:6]} '
@@ -199,6 +204,10 @@ class ReXNet(BaseModule):
 
     def _outputs_summary(self) -> str:
         width = f'widen_factor={self.widen_factor}'
+        if self.arch != 'v1':
+            width = f"arch='{self.arch}', " + width
+        elif self.channel_divisor != 1:
+            width += f', channel_divisor={self.channel_divisor}'
         if self.block_channels is not None:
             width += ', custom block_channels'
         outputs = ', '.join(f'{t.name} {t.channels}ch /{t.stride}' for t in self.output_shape())
@@ -289,7 +298,7 @@ class ReXNet(BaseModule):
         if self._pretrained is None:
             super().init_weights()
             frozen_bn = self.norm_eval or self.norm_cfg.get('requires_grad') is False
-            print_log('=' * 78 + '\nReXNet backbone (widen_factor=%g) starts from RANDOM weights: no '
+            print_log('=' * 78 + f'\n{self.family} backbone (widen_factor=%g) starts from RANDOM weights: no '
                       "init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from scratch falls far "
                       'short of the paper; see README "ImageNet weights".\n' % self.widen_factor
                       + ('With frozen BatchNorm (norm_eval=True or requires_grad=False) the random backbone is '

@@ -12,11 +12,16 @@ from rexnet_mmdet.models import ReXNet
 from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
 
+FAMILIES = {'v1': dict(widen_factor=1.3), 'lite': dict(arch='lite', widen_factor=1.3),
+            'R': dict(widen_factor=1.3, channel_divisor=8)}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('channels_last', [True, False])
 @pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4, 5, 6), (1, 2, 3, 5)])
-def test_optimized_backbone_matches_eager(channels_last, out_indices):
-    model = ReXNet(widen_factor=1.3, out_indices=out_indices).eval()
+@pytest.mark.parametrize('family', FAMILIES)
+def test_optimized_backbone_matches_eager(channels_last, out_indices, family):
+    model = ReXNet(out_indices=out_indices, **FAMILIES[family]).eval()
     randomise_norms(model)
     fast = optimize_for_inference(copy.deepcopy(model), channels_last=channels_last)
     assert not any(isinstance(m, _BatchNorm) for m in fast.modules())
@@ -30,10 +35,11 @@ def test_optimized_backbone_matches_eager(channels_last, out_indices):
             assert b.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_fold_counts_every_norm():
-    model = ReXNet(out_indices=(6,)).eval()
+@pytest.mark.parametrize('family, se', [('v1', 13), ('lite', 0), ('R', 13)])
+def test_fold_counts_every_norm(family, se):
+    model = ReXNet(out_indices=(6,), **FAMILIES[family]).eval()
     norms = sum(isinstance(m, _BatchNorm) for m in model.modules())
-    assert fold_batchnorm(model) == norms == 1 + 2 + 15 * 3 + 13 + 1  # stem, block 0, blocks 1-15, SE, final
+    assert fold_batchnorm(model) == norms == 1 + 2 + 15 * 3 + se + 1  # stem, block 0, blocks 1-15, SE, final
 
 
 @pytest.mark.slow

@@ -15,11 +15,18 @@ TOLERANCE = 1e-4
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-@pytest.mark.parametrize('width', ['0.9', '1.0'])
+#: The official-format stand-ins (conftest's ``official_checkpoints``) and the family each is for.
+FAMILIES = {'0.9': dict(widen_factor=0.9), '1.0': dict(widen_factor=1.0),
+            'lite1.0': dict(widen_factor=1.0, arch='lite')}
+
+
+@pytest.mark.parametrize('width', list(FAMILIES))
 @pytest.mark.parametrize('taps', [(1, 2, 3, 5), (4, 6)])
 def test_onnx_runtime_matches_pytorch(width, taps, official_checkpoints, tmp_path):
-    eager = ox.build_backbone_for_export(float(width), taps, official_checkpoints[width], optimize=False)
-    folded = ox.build_backbone_for_export(float(width), taps, official_checkpoints[width], optimize=True)
+    family = dict(FAMILIES[width])
+    w = family.pop('widen_factor')
+    eager = ox.build_backbone_for_export(w, taps, official_checkpoints[width], optimize=False, **family)
+    folded = ox.build_backbone_for_export(w, taps, official_checkpoints[width], optimize=True, **family)
     path = ox.export_backbone(folded, str(tmp_path / 'rexnet.onnx'), input_size=(64, 64), dynamic=True)
 
     graph = onnx.load(path).graph
@@ -84,6 +91,11 @@ def test_export_tool(official_checkpoints, tmp_path, capsys, load_tool):
     assert 'parity: OK' in text
     assert 'input 2x3x96x128' in text  # the second, dynamic-shape check
     assert 'ONNX Runtime' in text and 'PyTorch eager' in text
+    # ReXNet-R (random weights, BatchNorm set on random images): the same export and parity check.
+    code = export_onnx.main(['--widen-factor', '1.0', '--channel-divisor', '8', '--out', out, '--shape', '64', '64',
+                             '--repeats', '0', '--threads', '1'])
+    text = capsys.readouterr().out
+    assert code == 0 and 'ReXNet-R (channel_divisor=8)' in text and 'parity: OK' in text, text
     # A checkpoint of another width is refused with the layer that does not fit.
     with pytest.raises(SystemExit) as exc:
         export_onnx.main(['--widen-factor', '0.9', '--checkpoint', official_checkpoints['1.0'], '--out', out,

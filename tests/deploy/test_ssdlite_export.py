@@ -25,7 +25,10 @@ from rexnet_mmdet.deploy.backends import ONNX_OPSET  # noqa: E402
 pytestmark = pytest.mark.slow
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CONFIG = osp.join(ROOT, 'configs', 'ssdlite_rexnet_x0.9.py')
+#: The detectors exported: SSDLite on ReXNet-v1 x0.9 (every test) and on ReXNet-lite x1.0 (the equality tests).
+CONFIGS = {'v1': osp.join(ROOT, 'configs', 'ssdlite_rexnet_x0.9.py'),
+           'lite': osp.join(ROOT, 'configs', 'ssdlite_rexnet_lite_x1.0.py')}
+FAMILIES = ['v1', pytest.param('lite', marks=pytest.mark.slow)]
 TRAIN_STEPS = 30
 NUM_VAL = 6
 
@@ -88,8 +91,9 @@ SYNTHETIC = dict(image_size=96, splits=dict(train=16, val=NUM_VAL), min_objects=
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """The trained detector, its config and checkpoint files, its ONNX file and the held-out images."""
+def trained(request, tmp_path_factory):
+    """The trained detector, its config and checkpoint files, its ONNX file and the held-out images
+    (ReXNet-v1, or the family a test asks for with ``parametrize('trained', ..., indirect=True)``)."""
     import rexnet_mmdet  # noqa: F401
     import rexnet_mmdet.datasets  # noqa: F401
     from mmdet.registry import MODELS
@@ -100,7 +104,7 @@ def trained(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp('ssdlite')
     config = folder / 'ssdlite_tiny.py'
-    config.write_text(TINY_CONFIG.format(base=CONFIG))
+    config.write_text(TINY_CONFIG.format(base=CONFIGS[getattr(request, 'param', 'v1')]))
     cfg = Config.fromfile(str(config))
     init_default_scope('mmdet')
     torch.manual_seed(0)
@@ -155,6 +159,7 @@ def pytorch_detections(trained):
     return results
 
 
+@pytest.mark.parametrize('trained', FAMILIES, indirect=True)
 def test_graph_has_decoding_and_onnx_nms(trained):
     model = onnx.load(trained['onnx'])
     ops = {node.op_type for node in model.graph.node}
@@ -179,6 +184,7 @@ def test_pytorch_detections_are_not_trivial(pytorch_detections):
     assert len(np.unique(np.round(scores, 4))) > len(scores) // 4
 
 
+@pytest.mark.parametrize('trained', FAMILIES, indirect=True)
 @pytest.mark.parametrize('backend', runtimes.RUNTIMES)
 def test_runtime_detections_equal_pytorch(backend, trained, pytorch_detections):
     import cv2
@@ -244,6 +250,7 @@ def test_no_pair_above_the_threshold_gives_no_detections(backend, trained, tmp_p
         assert len(inference_detector(model, trained['images'][0]).pred_instances) == 0
 
 
+@pytest.mark.parametrize('trained', FAMILIES, indirect=True)
 def test_export_wrapper_in_pytorch_equals_onnx_runtime(trained):
     # The wrapper's own PyTorch forward (used for tracing) computes what the graph computes.
     wrapper = ssdlite_export.SSDLiteExportModel(trained['model']).eval()

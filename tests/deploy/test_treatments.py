@@ -49,9 +49,11 @@ def _runtime_available(treatment: str) -> bool:
 
 @pytest.mark.parametrize('treatment', [t for t in TREATMENTS if t != 'eager'])
 @pytest.mark.parametrize('cfg', [dict(type='ReXNet', widen_factor=0.9, out_indices=(1, 2, 3, 5)),
+                                 dict(type='ReXNet', arch='lite', out_indices=(4, 6)),
+                                 dict(type='ReXNet', channel_divisor=8, out_indices=(1, 2, 3, 5)),
                                  dict(type='MobileNetV2', out_indices=(2, 4, 7)),
                                  dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3))],
-                         ids=['rexnet', 'mobilenetv2', 'resnet18'])
+                         ids=['rexnet', 'rexnet_lite', 'rexnetr', 'mobilenetv2', 'resnet18'])
 @pytest.mark.slow
 def test_every_treatment_matches_eager(treatment, cfg):
     if not _runtime_available(treatment):

@@ -1,6 +1,7 @@
 """Deterministic stand-ins for the official ReXNet weights, rebuilt from the key lists in tests/data.
 
-The recipe is the one the golden tensors in ``tests/data/golden_rexnetv1_*.pt`` were made with: walk the
+The recipe is the one the golden tensors in ``tests/data/golden_rexnetv1_*.pt`` and
+``golden_rexnet_lite_*.pt`` were made with: walk the
 official keys in file order with one generator seeded 0, draw ``u = rand(shape)`` per key, and scale it by
 the key's role. Loaded into a faithful ReXNet, these weights reproduce the golden outputs.
 """
@@ -22,11 +23,11 @@ def read_key_list(path: str):
         yield key, dims
 
 
-def rebuild_official_weights(width: str) -> Dict[str, torch.Tensor]:
-    """Official-format state dict for width '1.0' or '0.9'."""
+def rebuild_official_weights(width: str, model: str = 'rexnetv1') -> Dict[str, torch.Tensor]:
+    """Official-format state dict: ``model`` 'rexnetv1' (width '1.0' or '0.9') or 'rexnet_lite' ('1.0' or '2.0')."""
     g = torch.Generator().manual_seed(0)
     state = {}
-    for key, shape in read_key_list(osp.join(DATA, f'official_keys_rexnetv1_{width}.txt')):
+    for key, shape in read_key_list(osp.join(DATA, f'official_keys_{model}_{width}.txt')):
         if key.endswith('num_batches_tracked'):
             state[key] = torch.tensor(0)
             continue
@@ -43,8 +44,8 @@ def rebuild_official_weights(width: str) -> Dict[str, torch.Tensor]:
     return state
 
 
-def load_golden(width: str) -> dict:
-    return torch.load(osp.join(DATA, f'golden_rexnetv1_{width}.pt'), weights_only=True)
+def load_golden(width: str, model: str = 'rexnetv1') -> dict:
+    return torch.load(osp.join(DATA, f'golden_{model}_{width}.pt'), weights_only=True)
 
 
 def checksum(state: Dict[str, torch.Tensor]) -> float:

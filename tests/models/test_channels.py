@@ -1,8 +1,9 @@
 """The channel rule against the table of the official model (reference/architecture.md)."""
 import pytest
 
-from rexnet_mmdet.models.channels import (NUM_BLOCKS, block_settings, check_widen_factor, linear_block_channels,
-                                          out_channels, stem_channels, tap_specs)
+from rexnet_mmdet.models.channels import (NUM_BLOCKS, block_settings, check_out_indices, check_widen_factor,
+                                          final_channels, linear_block_channels, lite_block_channels, make_divisible,
+                                          out_channels, rounded_block_channels, stem_channels, tap_specs)
 
 # w: stem, block0, C2, C3, C4, exp16, C5, final — counted on the official model.
 OFFICIAL = {
@@ -61,3 +62,43 @@ def test_explicit_block_channels():
 def test_bad_widen_factor(bad):
     with pytest.raises(ValueError, match='widen_factor must be a positive'):
         check_widen_factor(bad)
+
+
+# ReXNet-lite block outputs, counted on the official model (reference README).
+LITE_BLOCKS = {
+    1.0: [16, 32, 40, 48, 64, 72, 80, 96, 104, 112, 128, 136, 144, 160, 168, 184],
+    2.0: [32, 56, 80, 96, 120, 144, 160, 184, 208, 232, 248, 272, 296, 320, 336, 360],
+}
+
+
+@pytest.mark.parametrize('m', sorted(LITE_BLOCKS))
+def test_lite_block_channels_match_official(m):
+    assert lite_block_channels(m) == LITE_BLOCKS[m]
+    assert stem_channels(m, 'lite') == 32 * m and final_channels(m, 'lite') == 1280 * m
+
+
+def test_lite_stem_and_final_conv_below_and_above_one():
+    assert [stem_channels(m, 'lite') for m in (0.5, 0.9, 1.3, 1.5)] == [32, 32, 40, 48]
+    assert [final_channels(m, 'lite') for m in (0.5, 1.0, 1.3, 1.5)] == [1280, 1280, 1664, 1920]
+    assert lite_block_channels(0.5)[0] == 16
+
+
+def test_make_divisible_is_timms_rounding():
+    assert [make_divisible(v, 8) for v in (38, 61, 77, 4, 12, 185)] == [40, 64, 80, 8, 16, 184]
+    assert make_divisible(116, 16) == 112 and make_divisible(20, 16) == 32  # 16 < 0.9 * 20: one more step
+
+
+@pytest.mark.parametrize('w, divisor, taps', [
+    (1.0, 8, (40, 64, 128, 184)), (2.0, 8, (80, 120, 256, 368)), (3.0, 16, (112, 176, 384, 560))])
+def test_rexnet_r_taps_match_timm(w, divisor, taps):
+    assert tuple(out_channels(w, (1, 2, 3, 5), channel_divisor=divisor)) == taps
+    assert rounded_block_channels(w, divisor) == [make_divisible(c, divisor) for c in linear_block_channels(w)]
+
+
+@pytest.mark.parametrize('bad, match', [((7,), 'out of range'), ((-1,), 'out of range'), ((5, 3), 'increasing order'),
+                                        ((), 'empty'), (3, 'must be a sequence'), ('12', 'must be a sequence')])
+def test_out_channels_checks_out_indices_as_the_backbone_does(bad, match):
+    with pytest.raises(ValueError, match=match):
+        out_channels(1.0, bad)
+    with pytest.raises(ValueError, match=match):
+        check_out_indices(bad)

@@ -21,6 +21,7 @@ import torch
 
 from rexnet_mmdet.deploy import onnx_backbone as ox
 from rexnet_mmdet.deploy import optimize_for_inference
+from rexnet_mmdet.models.channels import ARCHS
 from rexnet_mmdet.models.width_names import width_tag
 from rexnet_mmdet.utils.cli import add_shape_argument, shape_wh, tool_main
 from rexnet_mmdet.utils.timing import (busy_warning, format_machine, machine_info, medians, time_interleaved,
@@ -36,6 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                'images (outputs of a trained network\'s scale). Taps: 0 block0, 1 C2, 2 C3, 3 C4, '
                '4 stride-16 expansion, 5 C5, 6 final conv; FPN detectors use 1 2 3 5, SSDLite 4 6.')
     parser.add_argument('--widen-factor', type=float, default=1.0, help='width multiplier (default 1.0)')
+    parser.add_argument('--arch', choices=ARCHS, default='v1', help="family: v1 (default) or lite (ReXNet-lite)")
+    parser.add_argument('--channel-divisor', type=int, default=None,
+                        help='ReXNet-R: 8 (rexnetr_100 ... rexnetr_200) or 16 (rexnetr_300); default: ReXNet-v1')
     parser.add_argument('--out-indices', type=int, nargs='+', default=[1, 2, 3, 5],
                         help='taps to export, increasing (default: 1 2 3 5)')
     parser.add_argument('--checkpoint', help='backbone weights: official, timm or this project\'s format '
@@ -72,7 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--repeats and --warmup must be 0 or more')
     if args.out is None:
         taps = ''.join(str(i) for i in args.out_indices)
-        args.out = osp.join('work_dirs', f'rexnet_{width_tag(args.widen_factor)}_taps{taps}.onnx')
+        name = 'rexnet_lite' if args.arch == 'lite' else 'rexnetr' if (args.channel_divisor or 1) > 1 else 'rexnet'
+        args.out = osp.join('work_dirs', f'{name}_{width_tag(args.widen_factor)}_taps{taps}.onnx')
     return args
 
 
@@ -85,14 +90,15 @@ def main(argv=None) -> int:
     warning = busy_warning(threads) if args.repeats else None
     if warning:
         print(warning)
-    eager = ox.build_backbone_for_export(args.widen_factor, args.out_indices, args.checkpoint, optimize=False)
+    eager = ox.build_backbone_for_export(args.widen_factor, args.out_indices, args.checkpoint, optimize=False,
+                                         arch=args.arch, channel_divisor=args.channel_divisor)
     folded = copy.deepcopy(eager)
     if not args.no_fold:
         optimize_for_inference(folded, channels_last=False)
     h, w = args.height, args.width
     ox.export_backbone(folded, args.out, (h, w), args.batch, dynamic=args.dynamic, opset=args.opset)
     names = ox.output_names(eager)
-    print(f'wrote {args.out}: ReXNet {width_tag(args.widen_factor)}, outputs {", ".join(names)}, opset {args.opset}, '
+    print(f'wrote {args.out}: {eager.family} {width_tag(args.widen_factor)}, outputs {", ".join(names)}, opset {args.opset}, '
           f'{"dynamic batch/height/width" if args.dynamic else f"fixed input {args.batch}x3x{h}x{w}"}, '
           f'BatchNorm {"kept" if args.no_fold else "folded"}, '
           f'{"weights from " + args.checkpoint if args.checkpoint else "random weights"}')

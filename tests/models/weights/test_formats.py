@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import rexnet_mmdet  # noqa: F401
-from rexnet_mmdet.models.weights import (CheckpointError, convert_checkpoint, detect_format, download_checkpoint,
+from rexnet_mmdet.models.weights import (CheckpointError, CheckpointFamily, convert_checkpoint, detect_format, download_checkpoint,
                                      from_own_format, infer_widen_factor, load_backbone_weights, read_state_dict,
                                      to_own_format)
 from rexnet_mmdet.models import ReXNet
@@ -158,7 +158,7 @@ def test_convert_tool_round_trip(tmp_path, official):
     saved = torch.load(own, weights_only=True)
     assert saved['meta']['widen_factor'] == 1.0 and 'stem.conv.weight' in saved['state_dict']
     timm = tmp_path / 'timm.safetensors'
-    assert convert_checkpoint(str(own), str(timm), 'timm') == ('rexnet_mmdet', 1.0)
+    assert convert_checkpoint(str(own), str(timm), 'timm') == ('rexnet_mmdet', CheckpointFamily('v1', 1.0, 1), False)
     back = tmp_path / 'official.pth'
     convert_checkpoint(str(timm), str(back), 'official')
     restored = torch.load(back, weights_only=True)
