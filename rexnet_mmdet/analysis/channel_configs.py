@@ -11,6 +11,7 @@ Everything here is pure Python: the multiply-adds are counted from the block set
 """
 from typing import List, Optional, Sequence, Tuple
 
+from rexnet_mmdet.models.width_names import format_width
 from rexnet_mmdet.models.channels import (STAGE_DEPTHS, BlockSetting, block_settings,
                                           check_widen_factor, final_channels,
                                           linear_block_channels, stem_channels)
@@ -92,7 +93,7 @@ def stagewise_block_channels(widen_factor: float = 1.0, input_size: Tuple[int, i
     while macs(hi) < target:  # grow until the stage-wise net is at least as costly
         hi *= 2
         if hi > 1e4:
-            raise ValueError(f'no stage-wise configuration reaches the cost of width {w:g}')
+            raise ValueError(f'no stage-wise configuration reaches the cost of width {format_width(w)}')
     for _ in range(60):  # bisection on the (step-wise increasing) cost
         mid = (lo + hi) / 2
         if macs(mid) < target:

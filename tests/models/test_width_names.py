@@ -15,6 +15,6 @@ def test_tools_write_widths_one_way(official_checkpoints, tmp_path, load_tool, c
     convert = load_tool('model_converters/convert_weights.py')
     assert convert.main([official_checkpoints['1.0'], str(tmp_path / 'own.pth')]) == 0
     out = capsys.readouterr().out
-    assert 'widen_factor=1.0 ->' in out
+    assert 'widen_factor=1.0 (ReXNet-v1) ->' in out
     export = load_tool('deployment/export_onnx.py')
     assert export.parse_args(['--widen-factor', '1']).out.endswith('rexnet_x1.0_taps1235.onnx')

@@ -27,6 +27,7 @@ import torch
 from ..channels import (PUBLISHED_LITE_WIDTHS, PUBLISHED_WIDTHS, BlockSetting, block_settings,
                         family_block_channels, family_name, final_channels, linear_block_channels,
                         stem_channels)
+from ..width_names import format_width
 from .safe_load import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, CorruptCheckpointError,
                         is_url, load_checkpoint, one_line)
 
@@ -184,11 +185,11 @@ class CheckpointFamily(NamedTuple):
     channel_divisor: int
 
     def __str__(self) -> str:
-        return f'{family_name(self.arch, self.channel_divisor)} widen_factor={self.widen_factor:g}'
+        return f'{family_name(self.arch, self.channel_divisor)} widen_factor={format_width(self.widen_factor)}'
 
     def config(self) -> str:
         """The backbone arguments that build this family and width."""
-        args = [f'widen_factor={self.widen_factor:g}']
+        args = [f'widen_factor={format_width(self.widen_factor)}']
         if self.arch != 'v1':
             args.insert(0, f"arch='{self.arch}'")
         elif self.channel_divisor != 1:
@@ -398,7 +399,7 @@ def load_backbone_weights(model: torch.nn.Module, path_or_url: str, strict: bool
                 f'{path_or_url} ({fmt} format) does not fit the {model_name}: '
                 f'first mismatched layer {key!r} has shape {tuple(state[key].shape)} in the checkpoint but '
                 f'{tuple(tensor.shape)} in the model; {width_note}. Set widen_factor to the checkpoint\'s '
-                f'width, use a checkpoint of widen_factor={model_family.widen_factor:g}{hint}.')
+                f'width, use a checkpoint of widen_factor={format_width(model_family.widen_factor)}{hint}.')
     ignored = [k for k in state if k not in own]
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
     try:

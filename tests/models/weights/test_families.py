@@ -89,10 +89,10 @@ def _save(model: ReXNet, path) -> str:
 
 
 @pytest.mark.parametrize('source, target, match', [
-    (dict(arch='lite'), dict(), r'holds ReXNet-lite weights \(ReXNet-lite widen_factor=1\), not weights for this '
-                                r"ReXNet-v1 backbone: build the backbone with arch='lite', widen_factor=1"),
+    (dict(arch='lite'), dict(), r'holds ReXNet-lite weights \(ReXNet-lite widen_factor=1.0\), not weights for this '
+                                r"ReXNet-v1 backbone: build the backbone with arch='lite', widen_factor=1.0"),
     (dict(widen_factor=2.0, channel_divisor=8), dict(widen_factor=2.0),
-     r'holds ReXNet-R \(channel_divisor=8\) weights .*widen_factor=2, channel_divisor=8'),
+     r'holds ReXNet-R \(channel_divisor=8\) weights .*widen_factor=2.0, channel_divisor=8'),
     (dict(), dict(arch='lite'), r'holds ReXNet-v1 weights .*not weights for this ReXNet-lite backbone'),
     (dict(widen_factor=3.0, channel_divisor=8), dict(widen_factor=3.0, channel_divisor=16),
      r'holds ReXNet-R \(channel_divisor=8\) weights .*not weights for this ReXNet-R \(channel_divisor=16\)'),
@@ -114,7 +114,7 @@ def test_official_lite_file_given_to_v1_through_init_cfg(tmp_path, reference_wei
     torch.save(reference_weights.rebuild_official_weights('2.0', 'rexnet_lite'), src)
     model = ReXNet(widen_factor=2.0, init_cfg=dict(type='Pretrained', checkpoint=str(src)))
     with pytest.raises(CheckpointError, match=r"\(official format\) holds ReXNet-lite weights .*arch='lite', "
-                                              r'widen_factor=2'):
+                                              r'widen_factor=2.0'):
         model.init_weights()
 
 
