@@ -21,6 +21,7 @@ import torch
 
 from rexnet_mmdet.deploy import onnx_backbone as ox
 from rexnet_mmdet.deploy import optimize_for_inference
+from rexnet_mmdet.deploy.backends import ONNX_OPSET
 from rexnet_mmdet.models.channels import ARCHS
 from rexnet_mmdet.models.width_names import width_tag
 from rexnet_mmdet.utils.cli import add_shape_argument, shape_wh, tool_main
@@ -50,7 +51,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--batch', type=int, default=1, help='batch for the export and the timing (default 1)')
     parser.add_argument('--dynamic', action='store_true',
                         help='dynamic batch, height and width (also checked at another batch and size)')
-    parser.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+    parser.add_argument('--opset', type=int, default=ONNX_OPSET, help=f'ONNX opset (default {ONNX_OPSET})')
     parser.add_argument('--no-fold', action='store_true', help='export without folding BatchNorm into the convs')
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest accepted absolute difference to PyTorch (default 1e-4)')
