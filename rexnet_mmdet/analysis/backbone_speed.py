@@ -14,7 +14,7 @@ from ..deploy.treatments import treat_backbone
 from ..utils.build import build_backbone, calibrate_batchnorm
 from ..utils.timing import check_device, time_interleaved
 from .complexity import count_parameters
-from .precision import autocast, reference_outputs, relative_difference, tolerance
+from .precision import autocast, reference_outputs, relative_difference, tf32_off, tolerance
 from .speed import (BASELINE_BACKBONES, REXNET_FINAL_TAP, Timing, check_treatments, runnable_precisions,
                     runnable_treatments, width_name)
 
@@ -108,7 +108,8 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
     Each row's ``notes['rel_diff']`` is its outputs' relative difference to the model as built in
     the most exact setting (:func:`~.precision.reference_outputs`), ``notes['rel_diff_as_built']``
     that of the model as built run in the row's precision, and ``notes['tolerance']`` the bound
-    rounding explains (:func:`~.precision.tolerance`).
+    rounding explains (:func:`~.precision.tolerance`); ``notes['fp32_rel_diff']`` and
+    ``notes['fp32_tolerance']`` the same for the row's treatment in fp32 with TF32 off.
     """
     dev = check_device(device)
     skipped = [] if skipped is None else skipped
@@ -153,6 +154,10 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
                         for name, m in built.items() for p in precisions}
             cases = {label: _call(model, x, row.precision, dev) for label, (model, row) in models.items()}
             diffs = {label: relative_difference(cases[label](), refs[row.name]) for label, (_, row) in models.items()}
+            with tf32_off():  # every treatment also in true fp32, where an error stands out
+                strict = {(row.name, row.mode): relative_difference(model(x), refs[row.name])
+                          for model, row in models.values()}
+                strict.update({(name, None): relative_difference(m(x), refs[name]) for name, m in built.items()})
             times = time_interleaved(cases, n_rep, n_warm, dev, log, block=n_block)
         group = []
         for label, (model, template) in models.items():
@@ -160,7 +165,9 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
             row.batch, row.times = batch, times[label]
             rounding = as_built[row.name, row.precision]
             row.notes.update(rel_diff=diffs[label], rel_diff_as_built=rounding,
-                             tolerance=tolerance(row.precision, numeric, rounding))
+                             tolerance=tolerance(row.precision, numeric, rounding),
+                             fp32_rel_diff=strict[row.name, row.mode],
+                             fp32_tolerance=tolerance('fp32', None, strict[row.name, None]))
             group.append(row)
         # Ratios to each baseline under the same treatment and precision (like with like).
         for row in group:

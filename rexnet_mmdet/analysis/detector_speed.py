@@ -13,12 +13,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from ..deploy.mixed_precision import fp32_post_processing
 from ..deploy.treatments import treat_detector
 from ..models.channels import out_channels
 from ..utils.build import CONFIG_DIR, build_detector, calibration_image_size, fake_batch, load_config
 from ..utils.timing import check_device, sync, time_interleaved
 from .complexity import count_parameters
-from .precision import autocast, reference_outputs, relative_difference, tolerance
+from .precision import autocast, reference_outputs, relative_difference, tf32_off, tolerance
 from .speed import (DEFAULT_DETECTOR_WIDTHS, REFERENCE_DETECTOR, REFERENCE_NAME, Timing, add_ratios,
                     check_treatments, runnable_precisions, runnable_treatments, width_name)
 
@@ -95,7 +96,7 @@ class StageTimer:
         self._current: Dict[str, float] = {}
         lever = getattr(model, 'features_lever', None)
         for stage, attr, method in self.STAGES:
-            if (stage == 'backbone+neck') != bool(lever):
+            if (stage == 'backbone+neck' and not lever) or (stage in ('backbone', 'neck') and lever):
                 continue
             module = model if attr is None else getattr(model, attr, None)
             if isinstance(module, nn.Module) and hasattr(module, method):
@@ -194,7 +195,9 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
         uniform_heads: zero the heads' last layers (:func:`equalize_heads`) so that every
             detector's RoI head and post-processing do the same work.
         batches: images per ``predict`` call; each batch size is one interleaved comparison.
-        precisions: ``'fp32'``, ``'fp16'``, ``'bf16'`` (:mod:`.precision`), for every detector.
+        precisions: ``'fp32'``, ``'fp16'``, ``'bf16'`` (:mod:`.precision`), for every detector:
+            ``predict`` under autocast, box post-processing in float32
+            (:func:`~rexnet_mmdet.deploy.mixed_precision.fp32_post_processing`).
         numeric: what :func:`~.precision.apply_numeric_settings` returned (sets the tolerances).
         skipped: a list that gets one line per treatment or precision left out, and why.
 
@@ -202,7 +205,8 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
     heads to those of the detector as built in the most exact setting
     (:func:`~.precision.reference_outputs`); ``notes['rel_diff_as_built']`` that of the detector as
     built run in the row's precision, ``notes['tolerance']`` the bound rounding explains
-    (:func:`~.precision.tolerance`).
+    (:func:`~.precision.tolerance`); ``notes['fp32_rel_diff']`` and ``notes['fp32_tolerance']``
+    the same for the row's treatment in fp32 with TF32 off.
     ``notes['stages_ms']`` holds the median time of each stage: on the CPU from the timed calls
     themselves, on a GPU from as many further calls with the stage boundaries synchronised.
     """
@@ -221,7 +225,9 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
         model = build_detector(cfg, calibration_size=calibration_image_size(image_size)).to(dev).eval()
         if uniform_heads:
             equalize_heads(model)
-        built.append((name, w, model, {t: treat_detector(copy.deepcopy(model), t) for t in treatments}))
+        # Box post-processing in float32 (mmcv's NMS reads float32 only), for every detector alike.
+        built.append((name, w, model, {t: fp32_post_processing(treat_detector(copy.deepcopy(model), t))
+                                       for t in treatments}))
 
     rows: List[Timing] = []
     for batch in batches:
@@ -245,13 +251,17 @@ def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[s
         for precision in precisions:  # the rounding of the detector as built in each precision
             with torch.no_grad(), autocast(precision, dev):
                 rounding[precision] = relative_difference(_features(model, inputs), ref)
+        with torch.no_grad(), tf32_off():  # every treatment also in true fp32, where an error stands out
+            strict = {t: relative_difference(_features(d, inputs), ref) for t, d in treated.items()}
+            strict_bound = tolerance('fp32', None, relative_difference(_features(model, inputs), ref))
         for treatment, detector in treated.items():
             for precision in precisions:
                 row = Timing('detectors', name, treatment, batch, padded, [], count_parameters(model), width=w,
                              precision=precision,
                              notes=dict(image=f'{image_size[0]}x{image_size[1]}', padded=f'{padded[0]}x{padded[1]}',
                                         uniform_heads=uniform_heads, rel_diff_as_built=rounding[precision],
-                                        tolerance=tolerance(precision, numeric, rounding[precision])))
+                                        tolerance=tolerance(precision, numeric, rounding[precision]),
+                                        fp32_rel_diff=strict[treatment], fp32_tolerance=strict_bound))
                 with torch.no_grad(), autocast(precision, dev):
                     row.notes['rel_diff'] = relative_difference(_features(detector, inputs), ref)
                 entries.append((row, detector, inputs, samples))

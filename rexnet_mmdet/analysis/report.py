@@ -15,7 +15,7 @@ from .feature_rank import FeatureRank, singular_value_cdf
 from .rank_study import LAYER_TITLES, RankStudyResult
 from ..deploy.treatments import TREATMENT_LABELS, batches_roi_align
 from .detector_speed import StageTimer
-from .precision import precision_label
+from .precision import precision_label, within
 from .speed import BASELINE_BACKBONES, REFERENCE_NAME, Timing
 
 
@@ -91,14 +91,26 @@ def treatment_table(rows: Sequence[Timing], markdown: bool = False, reference: s
 
 def accuracy_table(rows: Sequence[Timing], markdown: bool = False) -> str:
     """Each row's outputs against the model as built in the most exact setting (see
-    :mod:`~rexnet_mmdet.analysis.precision`): the relative difference, that of the model as built
-    run in the row's precision, the bound rounding explains, and whether the row stays under it."""
-    header = ['model', 'batch', 'precision', 'relative difference', 'as built, same precision', 'bound', 'within']
-    body = [[r.label, r.batch, r.precision, f'{r.notes["rel_diff"]:.1e}', f'{r.notes["rel_diff_as_built"]:.1e}',
-             f'{r.notes["tolerance"]:.1e}',
-             'yes' if r.notes['rel_diff'] <= r.notes['tolerance'] else 'NO: check this model']
-            for r in rows if 'rel_diff' in r.notes]
+    :mod:`~rexnet_mmdet.analysis.precision`): in the row's precision, the relative difference, that
+    of the model as built run the same way and the bound rounding explains; then the same for the
+    row's treatment in fp32 with TF32 off, where an error stands out however much a random network
+    amplifies rounding."""
+    header = ['model', 'batch', 'precision', 'relative difference', 'as built, same precision', 'bound', 'within',
+              'fp32 (TF32 off): relative difference', 'bound', 'within']
+    body = []
+    for r in rows:
+        if 'rel_diff' not in r.notes:
+            continue
+        n = r.notes
+        body.append([r.label, r.batch, r.precision, f'{n["rel_diff"]:.1e}', f'{n["rel_diff_as_built"]:.1e}',
+                     f'{n["tolerance"]:.1e}', _verdict(n['rel_diff'], n['tolerance']),
+                     f'{n["fp32_rel_diff"]:.1e}', f'{n["fp32_tolerance"]:.1e}',
+                     _verdict(n['fp32_rel_diff'], n['fp32_tolerance'])])
     return table(header, body, markdown)
+
+
+def _verdict(difference: float, bound: float) -> str:
+    return 'yes' if within(difference, bound) else 'NO: check this model'
 
 
 def roi_align_table(rows: Sequence[Timing], markdown: bool = False) -> str:

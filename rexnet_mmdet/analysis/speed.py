@@ -129,7 +129,8 @@ def check_treatments(treatments: Optional[Sequence[str]], optimize: bool) -> Tup
 
 
 def runnable_treatments(treatments: Sequence[str], device: torch.device, skipped: List[str]) -> Tuple[str, ...]:
-    """The treatments that run on ``device``; a line in ``skipped`` for each other, saying why."""
+    """The treatments that run on ``device``; a line in ``skipped`` for each other, saying why.
+    Fails clearly when none is left."""
     out = []
     for t in treatments:
         reason = treatment_unavailable(t, device)
@@ -137,14 +138,22 @@ def runnable_treatments(treatments: Sequence[str], device: torch.device, skipped
             skipped.append(f'treatment {t}: {reason}')
         else:
             out.append(t)
+    if not out:
+        raise ValueError(f'none of the treatments {list(treatments)} runs on {device.type}: {"; ".join(skipped)}; '
+                         f'add one that does (eager, fused+cl)')
     return tuple(out)
 
 
 def runnable_precisions(precisions: Sequence[str], device: torch.device, skipped: List[str]) -> Tuple[str, ...]:
-    """The precisions that run on ``device``; a line in ``skipped`` for each other, saying why."""
+    """The precisions that run on ``device``; a line in ``skipped`` for each other, saying why.
+    Fails clearly when none is left."""
     usable = usable_precisions(precisions, device)
-    skipped += [f'precision {p}: {why}' for p, why in usable.items() if why]
-    return tuple(p for p, why in usable.items() if not why)
+    reasons = [f'precision {p}: {why}' for p, why in usable.items() if why]
+    skipped += reasons
+    out = tuple(p for p, why in usable.items() if not why)
+    if not out:
+        raise ValueError(f'none of the precisions {list(precisions)} runs on {device.type}: {"; ".join(reasons)}')
+    return out
 
 
 __all__ = ['BASELINE_BACKBONES', 'REXNET_FINAL_TAP', 'REFERENCE_DETECTOR', 'REFERENCE_NAME', 'DEFAULT_TREATMENTS',

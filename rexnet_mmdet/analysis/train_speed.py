@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..deploy.mixed_precision import fp32_post_processing
 from ..utils.build import CONFIG_DIR, build_detector, calibration_image_size, fake_batch, load_config
 from ..utils.timing import check_device, sync
 from .memory import PeakMemory, _num_classes
@@ -63,6 +64,7 @@ def train_step_throughput(config: str, amp: bool, with_cp: bool, batch_size: Opt
     batch = int(batch_size or cfg.train_dataloader.batch_size)
     model = build_detector(cfg, seed, calibration_size=calibration_image_size(image_size)).to(dev)
     model.train()
+    fp32_post_processing(model)  # proposals' NMS in float32 under autocast: mmcv's reads float32 only
     samples = fake_batch(batch, image_size, num_classes=_num_classes(model),
                          with_mask=getattr(getattr(model, 'roi_head', None), 'with_mask', False))
     data = model.data_preprocessor(samples, True)

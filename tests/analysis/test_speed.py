@@ -101,6 +101,7 @@ def test_benchmark_tool_end_to_end(tmp_path, capsys, load_tool):
         # One timed run: its stages add up to it (the timer's own overhead aside).
         assert sum(stages.values()) == pytest.approx(r['median_ms'], rel=0.02)
         assert r['notes']['rel_diff'] <= r['notes']['tolerance'] <= 1e-3
+        assert r['notes']['fp32_rel_diff'] <= r['notes']['fp32_tolerance'] <= 1e-3
     assert set(detectors[0]['ratios']) == {f'ResNet-50 ({t})' for t in treatments}
     # The markdown tables carry every row, each column's treatment and precision, and no verdict.
     assert text.count('| Faster R-CNN + FPN |') == len(labels)
@@ -128,3 +129,31 @@ def test_roi_align_benchmark(tmp_path, capsys, load_tool):
     assert set(rows[1]['ratios']) == {'mmcv RoIAlign (NCHW maps)'}
     with pytest.raises(SystemExit):
         load_tool('analysis_tools/benchmark.py').main(['--part', 'roi_align', '--device', 'cuda'])
+
+
+def test_what_cannot_run_is_named_and_nothing_left_fails_clearly():
+    cpu, skipped = torch.device('cpu'), []
+    assert speed.runnable_precisions(['fp16', 'bf16'], cpu, skipped) == ('bf16',)
+    assert speed.runnable_treatments(['fused+cl+cudagraph', 'fused+cl'], cpu, skipped) == ('fused+cl',)
+    assert skipped[0].startswith('precision fp16: fp16 runs on a CUDA device only')
+    assert skipped[1].startswith('treatment fused+cl+cudagraph: cudagraph') and 'needs a CUDA device' in skipped[1]
+    with pytest.raises(ValueError, match=r"none of the precisions \['fp16'\] runs on cpu"):
+        speed.runnable_precisions(['fp16'], cpu, [])
+    with pytest.raises(ValueError, match='none of the treatments .* runs on cpu.*add one that does'):
+        speed.runnable_treatments(['fused+cl+compile'], cpu, [])
+
+
+def test_stage_timer_times_backbone_and_neck_as_one_under_a_lever():
+    """A lever (CUDA graph, torch.compile) runs backbone and neck as one call: the timer then has one
+    backbone+neck stage, and the stages still add up to the call."""
+    model = build_detector(detector_speed.rexnet_detector_config(0.9), calibration_size=None).eval()
+    plain = model.extract_feat
+    object.__setattr__(model, 'extract_feat', lambda x: plain(x))  # what graph_features installs
+    model.features_lever = 'cudagraph'
+    timer = detector_speed.StageTimer(model)
+    data = model.data_preprocessor(fake_batch(1, (96, 64)), False)
+    with torch.no_grad():
+        detector_speed._timed_predict(model, data['inputs'], data['data_samples'], timer, torch.device('cpu'))()
+    (stages,) = timer.calls
+    assert set(stages) == {'backbone+neck', 'rpn', 'roi_head', 'other'}
+    assert all(v >= 0 for v in stages.values()) and stages['backbone+neck'] > 0
