@@ -8,13 +8,15 @@ import math
 import os
 import os.path as osp
 import textwrap
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from ..utils.tables import format_count, table
 from .feature_rank import FeatureRank, singular_value_cdf
 from .rank_study import LAYER_TITLES, RankStudyResult
 from ..deploy.treatments import TREATMENT_LABELS, batches_roi_align
-from .speed import BASELINE_BACKBONES, REFERENCE_NAME, TARGET_REFERENCE, StageTimer, Timing
+from .detector_speed import StageTimer
+from .precision import precision_label, within
+from .speed import BASELINE_BACKBONES, REFERENCE_NAME, Timing
 
 
 def _figure(**kwargs):
@@ -41,14 +43,14 @@ def timing_table(rows: Sequence[Timing], markdown: bool = False) -> str:
     references += sorted({ref for r in rows for ref in r.ratios} - set(references))
     header = ['model', 'batch', 'input', 'params', 'median ms', 'ms/image', 'IQR/median']
     if part == 'detectors':
-        header = ['detector', 'backbone', 'input (padded)', 'params', 'RoIs', 'dets', 'median ms', 'min ms',
-                  'IQR/median']
+        header = ['detector', 'backbone', 'batch', 'input (padded)', 'params', 'RoIs', 'dets', 'median ms',
+                  'min ms', 'IQR/median']
     header += [f'/ {ref}' for ref in references]
     body = []
     for r in rows:
         ratios = [f'{r.ratios[ref]:.2f}x' if ref in r.ratios else '-' for ref in references]
         if part == 'detectors':
-            body.append(['Faster R-CNN + FPN', r.label, f'{r.input[0]}x{r.input[1]}', format_count(r.params),
+            body.append(['Faster R-CNN + FPN', r.label, r.batch, f'{r.input[0]}x{r.input[1]}', format_count(r.params),
                          r.notes.get('rois', '-'), r.notes.get('detections', '-'), _ms(r.median), _ms(r.minimum),
                          f'{r.spread:.2f}'] + ratios)
         else:
@@ -57,37 +59,58 @@ def timing_table(rows: Sequence[Timing], markdown: bool = False) -> str:
     return table(header, body, markdown)
 
 
-def treatment_table(rows: Sequence[Timing], markdown: bool = False, reference: str = REFERENCE_NAME) -> str:
-    """One line per model (and batch), one column pair per treatment: median ms and the ratio to
-    ``reference`` under the same treatment; detectors also get their ratio to :data:`TARGET_REFERENCE`."""
+def treatment_table(rows: Sequence[Timing], markdown: bool = False, reference: str = REFERENCE_NAME,
+                    numeric: Optional[Dict[str, Any]] = None) -> str:
+    """One line per model (and batch), one column pair per treatment and precision: median ms and
+    the ratio to ``reference`` under the same treatment and precision. The header names each
+    column's treatment (and, for detectors, their RoI Align) and precision (TF32 named, from
+    ``numeric``)."""
     if not rows:
         return ''
-    treatments = list(dict.fromkeys(r.mode for r in rows))
+    columns = list(dict.fromkeys((r.mode, r.precision) for r in rows))
     keys = list(dict.fromkeys((r.name, r.batch) for r in rows))
-    by_key = {(r.name, r.batch, r.mode): r for r in rows}
+    by_key = {(r.name, r.batch, r.mode, r.precision): r for r in rows}
     detectors = rows[0].part == 'detectors'
-    target = next((r for r in rows if r.label == TARGET_REFERENCE), None) if detectors else None
     header = ['model', 'batch']
-    for t in treatments:
+    for t, p in columns:
         label = TREATMENT_LABELS.get(t, t)
         if detectors:  # what treat_detector adds to the backbone's treatment
             label += ', batched RoI Align' if batches_roi_align(t) else ", mmcv's RoI Align"
-        header += [f'{label}: ms', f'/ {reference} ({t})']
-    if detectors:
-        header += [f'{t}: / {TARGET_REFERENCE}' for t in treatments]
+        label += f', {precision_label(p, numeric)}'
+        header += [f'{label}: ms', f'/ {reference} ({t}, {p})']
     body = []
     for name, batch in keys:
         line = [name, batch]
-        for t in treatments:
-            r, ref = by_key.get((name, batch, t)), by_key.get((reference, batch, t))
+        for t, p in columns:
+            r, ref = by_key.get((name, batch, t, p)), by_key.get((reference, batch, t, p))
             line += [_ms(r.median) if r else '-',
                      f'{r.median / ref.median:.2f}x' if r and ref and ref is not r else '-']
-        if detectors:
-            for t in treatments:
-                r = by_key.get((name, batch, t))
-                line.append(f'{r.median / target.median:.2f}x' if r and target and target is not r else '-')
         body.append(line)
     return table(header, body, markdown)
+
+
+def accuracy_table(rows: Sequence[Timing], markdown: bool = False) -> str:
+    """Each row's outputs against the model as built in the most exact setting (see
+    :mod:`~rexnet_mmdet.analysis.precision`): in the row's precision, the relative difference, that
+    of the model as built run the same way and the bound rounding explains; then the same for the
+    row's treatment in fp32 with TF32 off, where an error stands out however much a random network
+    amplifies rounding."""
+    header = ['model', 'batch', 'precision', 'relative difference', 'as built, same precision', 'bound', 'within',
+              'fp32 (TF32 off): relative difference', 'bound', 'within']
+    body = []
+    for r in rows:
+        if 'rel_diff' not in r.notes:
+            continue
+        n = r.notes
+        body.append([r.label, r.batch, r.precision, f'{n["rel_diff"]:.1e}', f'{n["rel_diff_as_built"]:.1e}',
+                     f'{n["tolerance"]:.1e}', _verdict(n['rel_diff'], n['tolerance']),
+                     f'{n["fp32_rel_diff"]:.1e}', f'{n["fp32_tolerance"]:.1e}',
+                     _verdict(n['fp32_rel_diff'], n['fp32_tolerance'])])
+    return table(header, body, markdown)
+
+
+def _verdict(difference: float, bound: float) -> str:
+    return 'yes' if within(difference, bound) else 'NO: check this model'
 
 
 def roi_align_table(rows: Sequence[Timing], markdown: bool = False) -> str:
@@ -102,11 +125,13 @@ def roi_align_table(rows: Sequence[Timing], markdown: bool = False) -> str:
 
 
 def stage_table(rows: Sequence[Timing], markdown: bool = False) -> str:
-    """Median milliseconds per stage of each detector (see :class:`StageTimer`)."""
+    """Median milliseconds per stage of each detector (see :class:`StageTimer`); ``-`` where a
+    stage is not timed on its own (a lever runs backbone and neck as one)."""
     stages = [st for st, _, _ in StageTimer.STAGES if any(st in r.notes.get('stages_ms', {}) for r in rows)]
     stages.append('other')
-    header = ['backbone'] + [f'{st} ms' for st in stages] + ['total ms']
-    body = [[r.label] + [_ms(r.notes['stages_ms'].get(st, 0.0) / 1e3) for st in stages] + [_ms(r.median)]
+    header = ['backbone', 'batch'] + [f'{st} ms' for st in stages] + ['total ms']
+    body = [[r.label, r.batch] + [_ms(r.notes['stages_ms'][st] / 1e3) if st in r.notes['stages_ms'] else '-'
+                                  for st in stages] + [_ms(r.median)]
             for r in rows if r.notes.get('stages_ms')]
     return table(header, body, markdown)
 
@@ -149,7 +174,8 @@ def plot_timings(backbones: Sequence[Timing], detectors: Sequence[Timing], path:
             ratio = r.ratios.get(f'{REFERENCE_NAME} ({r.mode})', r.ratios.get(REFERENCE_NAME))
             if ratio is not None:
                 ax.text(left[i], i, f' {ratio:.2f}x', va='center', fontsize=8)
-        ax.set_yticks(range(len(detectors)), [r.label for r in detectors])
+        several = len({r.batch for r in detectors}) > 1
+        ax.set_yticks(range(len(detectors)), [f'{r.label}, batch {r.batch}' if several else r.label for r in detectors])
         ax.invert_yaxis()
         ax.set_xlabel('median ms per image (stages: medians)')
         ax.set_title(f'Faster R-CNN + FPN predict, {detectors[0].input[0]}x{detectors[0].input[1]}')
@@ -175,6 +201,19 @@ def memory_table(results: Sequence[Dict[str, Any]], markdown: bool = False) -> s
             saving = f"{(1 - r['peak_mib'] / base['peak_mib']) * 100:.0f}%"
         body.append([osp.basename(r['config']), r['scope'], r['batch'], r['padded'],
                      'yes' if r['with_cp'] else 'no', f"{r['peak_mib']:.0f}", saving, f"{r['step_s']:.1f}"])
+    return table(header, body, markdown)
+
+
+def training_table(results: Sequence[Dict[str, Any]], markdown: bool = False) -> str:
+    """Training throughput (:func:`~rexnet_mmdet.analysis.train_speed.benchmark_training`): one line
+    per detector and setting, images/s, the ratio to its baseline in the same setting, step time
+    and peak memory."""
+    header = ['detector', 'precision', 'with_cp', 'batch', 'input (padded)', 'images/s', '/ baseline',
+              'median step ms', 'peak MiB', 'losses finite']
+    body = [[r['name'], 'AMP ' + r['precision'] if r['amp'] else 'fp32', 'yes' if r['with_cp'] else 'no', r['batch'],
+             r['padded'], f"{r['images_per_s']:.1f}", f"{r['vs_baseline']:.2f}x" if 'vs_baseline' in r else '-',
+             f"{r['step_ms']:.0f}", f"{r['peak_mib']:.0f}", 'yes' if r['losses_finite'] else 'NO']
+            for r in results]
     return table(header, body, markdown)
 
 
@@ -269,4 +308,5 @@ def plot_feature_rank(results: Dict[str, FeatureRank], path: str, title: str = '
     fig.savefig(path, dpi=110)
 
 
-__all__ = ['timing_table', 'stage_table', 'plot_timings', 'memory_table', 'plot_rank_study', 'plot_feature_rank']
+__all__ = ['timing_table', 'treatment_table', 'accuracy_table', 'roi_align_table', 'stage_table', 'training_table',
+           'plot_timings', 'memory_table', 'plot_rank_study', 'plot_feature_rank']

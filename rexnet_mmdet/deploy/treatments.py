@@ -11,14 +11,20 @@ mode), ``'fused+cl'`` (BatchNorm folded, channels-last backbone) and the runtime
 run by that runtime), each given to every model alike. In a detector (:func:`treat_detector`),
 every treatment but ``'eager'`` also batches the RoI Align layers, as ``optimize_for_inference``
 does: the part of the inference path that is not the backbone's is then the same for all.
+
+The GPU levers ``'fused+cl+cudagraph'`` and ``'fused+cl+compile'`` (:mod:`.graphs`) add to
+``'fused+cl'`` a CUDA graph replay, or ``torch.compile(mode='reduce-overhead')``, of the backbone
+and, in a detector, of backbone and neck together; :func:`treatment_unavailable` says where they
+cannot run (off CUDA).
 """
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn as nn
 
 from ..models.rexnet import ReXNet
 from .fuse import contiguous_roi_features, optimize_for_inference
+from .graphs import LEVERS, graph_backbone, graph_features, lever_unavailable
 from .roi_align import fast_roi_align
 from .runtime_backbone import runtime_backbone
 
@@ -38,11 +44,33 @@ def fuse_batchnorm(module: nn.Module, channels_last: bool = False) -> nn.Module:
     from mmcv.cnn import fuse_conv_bn
 
     module.eval()
-    fuse_conv_bn(module)
+    if any(hasattr(m, 'act') and isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
+        _fuse_norm_act(module)  # timm's BatchNormAct2d: mmcv's fold would drop its activation
+    else:
+        fuse_conv_bn(module)
     if channels_last:
         module.to(memory_format=torch.channels_last)
         module.register_forward_pre_hook(_to_channels_last)
     return module
+
+
+def _fuse_norm_act(module: nn.Module) -> None:
+    """Fold every BatchNorm that directly follows a conv into it, in place, keeping what a
+    BatchNorm carries after the normalisation (timm's ``BatchNormAct2d``: its ``drop`` and ``act``)."""
+    from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn
+
+    last_conv = None
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and isinstance(last_conv, nn.Conv2d):
+            _fuse_conv_bn(last_conv, child)
+            tail = [m for m in (getattr(child, 'drop', None), getattr(child, 'act', None)) if isinstance(m, nn.Module)]
+            setattr(module, name, nn.Sequential(*tail) if tail else nn.Identity())
+            last_conv = None
+        elif isinstance(child, nn.Conv2d):
+            last_conv = child
+        else:
+            _fuse_norm_act(child)
+            last_conv = None
 
 
 def fuse_and_channels_last(module: nn.Module) -> nn.Module:
@@ -65,6 +93,27 @@ def in_runtime(backend: str) -> Callable[[nn.Module], nn.Module]:
     return treat
 
 
+def with_lever(lever: str) -> Callable[[nn.Module], nn.Module]:
+    """A treatment: ``'fused+cl'``, then the backbone run through ``lever`` (see :mod:`.graphs`)."""
+    def treat(module: nn.Module) -> nn.Module:
+        return graph_backbone(fuse_and_channels_last(module), lever)
+    return treat
+
+
+def lever_of(treatment: str) -> Optional[str]:
+    """The launch-overhead lever of ``treatment`` (``'cudagraph'``, ``'compile'``), or ``None``."""
+    lever = treatment.rpartition('+')[2]
+    return lever if lever in LEVERS else None
+
+
+def treatment_unavailable(treatment: str, device: torch.device) -> Optional[str]:
+    """Why ``treatment`` cannot run on ``device`` (``None`` when it can)."""
+    if treatment not in TREATMENTS:
+        raise ValueError(f'unknown treatment {treatment!r}; choose from {", ".join(TREATMENTS)}')
+    lever = lever_of(treatment)
+    return lever_unavailable(lever, device) if lever else None
+
+
 def treat_backbone(backbone: nn.Module, treatment: str) -> nn.Module:
     """The backbone to run after ``treatment`` (a key of :data:`TREATMENTS`): ``backbone`` itself,
     changed in place, or a module that replaces it (a runtime-backed backbone)."""
@@ -85,10 +134,19 @@ def treat_detector(detector: nn.Module, treatment: str) -> nn.Module:
     and heads are otherwise as built. Returns the detector in eval mode.
     """
     detector.eval()
-    detector.backbone = treat_backbone(detector.backbone, treatment)
+    lever = lever_of(treatment)
+    if lever:  # backbone and neck through the lever together: one graph, not two
+        reason = treatment_unavailable(treatment, next(detector.parameters()).device)
+        if reason:
+            raise ValueError(reason)
+        detector.backbone = fuse_and_channels_last(detector.backbone)
+    else:
+        detector.backbone = treat_backbone(detector.backbone, treatment)
     if batches_roi_align(treatment):
         fast_roi_align(detector)
     contiguous_roi_features(detector)  # channels-last maps would reach mmcv's RoI layers otherwise
+    if lever:
+        graph_features(detector, lever)
     return detector
 
 
@@ -103,6 +161,8 @@ TREATMENTS: Dict[str, Callable[[nn.Module], nn.Module]] = {
     'fused+cl': fuse_and_channels_last,
     'fused+onnxruntime': in_runtime('onnxruntime'),
     'fused+openvino': in_runtime('openvino'),
+    'fused+cl+cudagraph': with_lever('cudagraph'),
+    'fused+cl+compile': with_lever('compile'),
 }
 
 #: How the tables describe each treatment.
@@ -111,4 +171,6 @@ TREATMENT_LABELS: Dict[str, str] = {
     'fused+cl': 'fused BN + channels-last',
     'fused+onnxruntime': 'fused BN, backbone in ONNX Runtime, channels-last outputs',
     'fused+openvino': 'fused BN, backbone in OpenVINO, channels-last outputs',
+    'fused+cl+cudagraph': f'fused BN + channels-last, {LEVERS["cudagraph"]} (detectors: backbone + neck)',
+    'fused+cl+compile': f'fused BN + channels-last, {LEVERS["compile"]} (detectors: backbone + neck)',
 }

@@ -7,7 +7,7 @@ import torch
 from mmcv.ops import RoIAlign
 
 import rexnet_mmdet  # noqa: F401
-from rexnet_mmdet.analysis.speed import random_rois
+from rexnet_mmdet.analysis.roi_align_speed import random_rois
 from rexnet_mmdet.deploy import roi_align as batched
 from rexnet_mmdet.deploy.roi_align import BatchedRoIAlign, fast_roi_align, roi_align_avg
 from detections import assert_same_detections  # tests/helpers/, registered by conftest.py

@@ -4,11 +4,12 @@ import copy
 
 import pytest
 import torch
+import torch.nn as nn
 
 import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.deploy import optimize_for_inference
 from rexnet_mmdet.deploy.roi_align import BatchedRoIAlign
-from rexnet_mmdet.deploy.treatments import TREATMENTS, treat_backbone, treat_detector
+from rexnet_mmdet.deploy.treatments import TREATMENTS, treat_backbone, treat_detector, treatment_unavailable
 from detections import assert_same_detections  # tests/helpers/, registered by conftest.py
 from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
@@ -58,6 +59,8 @@ def _runtime_available(treatment: str) -> bool:
 def test_every_treatment_matches_eager(treatment, cfg):
     if not _runtime_available(treatment):
         pytest.skip(f'{treatment} needs its runtime installed')
+    if treatment_unavailable(treatment, torch.device('cpu')):
+        pytest.skip(treatment_unavailable(treatment, torch.device('cpu')))  # tests/deploy/test_graphs.py
     model = _build(cfg)
     treated = treat_backbone(copy.deepcopy(model), treatment)
     x = torch.randn(1, 3, 96, 160)
@@ -109,3 +112,28 @@ def test_fused_channels_last_resnet_detector_keeps_its_roi_features_right():
     ref, out = _predict_both(model, fast, (128, 160), seed=2)
     assert len(ref) > 0 and len(out) == len(ref)
     torch.testing.assert_close(out.scores, ref.scores, atol=1e-4, rtol=1e-3)
+
+
+def test_fold_keeps_an_activation_carried_by_the_norm():
+    """timm's BatchNormAct2d carries its activation: folding it must keep the activation."""
+    class NormAct(nn.BatchNorm2d):
+        def __init__(self, channels):
+            super().__init__(channels)
+            self.drop = nn.Identity()
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.drop(super().forward(x)))
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), NormAct(8), nn.Conv2d(8, 4, 1)).eval()
+    randomise_norms(model)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+        fused = treat_backbone(copy.deepcopy(model), 'fused+cl')
+        out = fused(x)
+    assert (ref < 0).any()  # the last conv's output: not what the ReLU alone explains
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, nn.ReLU) for m in fused.modules())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)

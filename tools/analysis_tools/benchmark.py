@@ -1,10 +1,12 @@
-"""Inference speed of ReXNet backbones and detectors beside MMDetection's, and training memory.
+"""Inference speed of ReXNet backbones and detectors beside MMDetection's, training throughput and memory.
 
 All models of a comparison are timed in one process and one run, their runs interleaved after a
 warm-up; medians and median ratios are reported. Every model, ReXNet and baseline alike, gets the
 same treatments: as built ("eager") and BatchNorm folded + channels-last backbone ("fused+cl":
 ``optimize_for_inference`` for ReXNet, ``mmcv.cnn.fuse_conv_bn`` for the others); --treatments adds
-levers (e.g. the backbone in OpenVINO), again for every model.
+levers (the backbone in OpenVINO; on a GPU a CUDA graph or torch.compile of backbone + neck), again
+for every model, and --precisions the fp16 / bf16 columns beside fp32. TF32 and cuDNN's benchmark
+mode are set explicitly (--tf32, --cudnn-benchmark) and printed.
 
 Examples:
     python tools/analysis_tools/benchmark.py                         # backbones + detectors (a few minutes)
@@ -13,6 +15,9 @@ Examples:
     python tools/analysis_tools/benchmark.py --part roi_align        # mmcv's RoI Align against the batched one
     python tools/analysis_tools/benchmark.py --part memory           # Faster R-CNN x2.2 training step, with_cp on/off
     python tools/analysis_tools/benchmark.py --device cuda --part all
+    python tools/analysis_tools/benchmark.py --device cuda --part detectors --det-batches 1 8 \
+        --precisions fp16 --treatments eager fused+cl fused+cl+cudagraph   # the batch-1/8 race in fp16
+    python tools/analysis_tools/benchmark.py --device cuda --part train       # training images/s and memory
 """
 import argparse
 import json
@@ -23,13 +28,14 @@ import time
 
 import torch
 
-from rexnet_mmdet.analysis import memory, report, speed
+from rexnet_mmdet.analysis import (backbone_speed, detector_speed, memory, precision, report, roi_align_speed,
+                                   speed, train_speed)
 from rexnet_mmdet.deploy import cpu_memory
 from rexnet_mmdet.utils import timing
 from rexnet_mmdet.utils.build import CONFIG_DIR
 from rexnet_mmdet.utils.cli import fail, tool_main
 
-PARTS = ('backbones', 'detectors', 'roi_align', 'memory', 'speed', 'all')
+PARTS = ('backbones', 'detectors', 'roi_align', 'memory', 'train', 'speed', 'all')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,8 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                'The machine should be otherwise idle: the load average is printed before and after.')
     parser.add_argument('--part', choices=PARTS, default='speed',
                         help='what to measure: backbones, detectors, roi_align (mmcv\'s RoI Align against the '
-                             'batched one, as in a Faster R-CNN at --det-size), memory; speed = backbones + '
-                             'detectors; all = the four (default: speed)')
+                             'batched one, as in a Faster R-CNN at --det-size), memory, train (training '
+                             'throughput); speed = backbones + detectors; all = backbones, detectors, roi_align '
+                             'and memory (default: speed)')
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: the usable CPU cores)')
@@ -62,6 +69,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--size', type=int, default=224, help='backbone input side (default: 224)')
     parser.add_argument('--det-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
                         help='detector image before padding to /32 (default: 1200 800)')
+    parser.add_argument('--det-batches', type=int, nargs='+', default=[1],
+                        help='detector batch sizes (images per predict call; default: 1)')
+    parser.add_argument('--precisions', nargs='+', choices=tuple(precision.PRECISIONS), default=['fp32'],
+                        help='precisions every model runs in (fp16/bf16: under torch.autocast; fp16 needs CUDA; '
+                             'default: fp32)')
+    parser.add_argument('--tf32', choices=('on', 'off'), default='off',
+                        help='TF32 for fp32 convolutions and matmuls on a GPU (default: off)')
+    parser.add_argument('--cudnn-benchmark', choices=('on', 'off'), default='off',
+                        help='cuDNN benchmark mode on a GPU: autotunes every new shape, in the warm-up calls '
+                             '(default: off)')
+    parser.add_argument('--no-timm', action='store_true',
+                        help="backbones: leave out timm's ReXNet and EfficientNet-B0 (compared where timm is "
+                             'installed)')
     parser.add_argument('--no-reference', action='store_true',
                         help='skip the ResNet-50 detector (time the ReXNet ones only)')
     parser.add_argument('--random-heads', action='store_true',
@@ -83,6 +103,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'where the peak comes from)')
     parser.add_argument('--memory-warmup', type=int, default=1,
                         help='unmeasured training steps before the measured one (default: 1)')
+    parser.add_argument('--train-detectors', nargs='+', choices=tuple(train_speed.TRAIN_DETECTORS),
+                        default=list(train_speed.TRAIN_DETECTORS), metavar='NAME',
+                        help='--part train: detectors (default: all of ' + ', '.join(train_speed.TRAIN_DETECTORS)
+                             + ')')
+    parser.add_argument('--train-batch', type=int, default=None,
+                        help="--part train: images per step (default: each config's own batch size)")
+    parser.add_argument('--train-size', type=int, nargs=2, default=None, metavar=('W', 'H'),
+                        help="--part train: image size for every detector (default: each detector's own, "
+                             '1200x800 or 320x320)')
+    parser.add_argument('--train-warmup', type=int, default=15,
+                        help='--part train: untimed steps first, the start-up (default: 15)')
+    parser.add_argument('--train-steps', type=int, default=10, help='--part train: timed steps (default: 10)')
     parser.add_argument('--markdown', action='store_true', help='print markdown tables')
     parser.add_argument('--json', metavar='OUT', help='also write every timing and setting to this JSON file')
     parser.add_argument('--system-malloc', action='store_true',
@@ -99,10 +131,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f'--warmup must be 0 or more, got {args.warmup}')
     if args.widths is not None and any(w <= 0 for w in args.widths):
         parser.error(f'--widths must be positive, got {args.widths}')
-    if any(b < 1 for b in args.batches) or args.memory_batch < 1:
+    if any(b < 1 for b in args.batches + args.det_batches) or args.memory_batch < 1 or \
+            (args.train_batch is not None and args.train_batch < 1):
         parser.error('batch sizes must be at least 1')
-    if args.size < 32 or min(args.det_size) < 32 or min(args.memory_size) < 32:
+    if args.size < 32 or min(args.det_size) < 32 or min(args.memory_size) < 32 or \
+            (args.train_size and min(args.train_size) < 32):
         parser.error('input sizes must be at least 32 pixels')
+    if args.train_steps < 1 or args.train_warmup < 0:
+        parser.error('--train-steps must be at least 1 and --train-warmup 0 or more')
+    if args.cudnn_benchmark == 'on' and args.warmup == 0:
+        parser.error('--cudnn-benchmark on autotunes in the warm-up calls: give --warmup 1 or more')
     return args
 
 
@@ -110,19 +148,27 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def print_skipped(skipped: list) -> None:
+    for line in dict.fromkeys(skipped):
+        print(f'not run: {line}')
+
+
 @tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    timing.check_device(args.device)
+    device = timing.check_device(args.device)
     if args.part == 'roi_align' and args.device != 'cpu':
         fail('--part roi_align times the CPU layers (on a GPU both run mmcv\'s kernel); use --device cpu')
     torch.set_num_threads(args.threads or timing.usable_cores())
     if not args.system_malloc:
         cpu_memory.keep_freed_memory()
+    numeric = precision.apply_numeric_settings(device, args.tf32 == 'on', args.cudnn_benchmark == 'on')
     machine = timing.machine_info(args.device)
     machine['malloc'] = cpu_memory.describe()
+    machine['numeric'] = numeric
     print(timing.format_machine(machine))
     print(machine['malloc'] + ' (the same for every model: it is the process\'s)')
+    print(precision.describe_numeric_settings(numeric))
     warning = timing.busy_warning(torch.get_num_threads()) if args.device == 'cpu' and args.part != 'memory' else None
     if warning:
         print(warning)
@@ -130,7 +176,7 @@ def main(argv=None) -> int:
     treatments = args.treatments or (speed.DEFAULT_TREATMENTS if optimize else ('eager',))
     parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'roi_align', 'memory')}.get(
         args.part, (args.part,))
-    record = dict(machine=machine, settings=vars(args), results={})
+    record = dict(machine=machine, settings=vars(args), results={}, skipped=[])
     started = time.time()
     backbone_rows, detector_rows = [], []
 
@@ -139,46 +185,56 @@ def main(argv=None) -> int:
         repeats = {b: args.repeats for b in args.batches} if args.repeats else None
         warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
         block = {b: args.block for b in args.batches} if args.block else None
-        rows = backbone_rows = speed.benchmark_backbones(widths, args.batches, args.size, repeats, warmup,
-                                                      args.device, optimize=optimize, block=block, log=log,
-                                                         treatments=treatments)
+        skipped = []
+        rows = backbone_rows = backbone_speed.benchmark_backbones(
+            widths, args.batches, args.size, repeats, warmup, args.device, optimize=optimize, block=block, log=log,
+            treatments=treatments, precisions=args.precisions, with_timm=not args.no_timm, numeric=numeric,
+            skipped=skipped)
         print(f'\nBackbones up to their final feature map, random {args.size}x{args.size} images, '
-              f'eval mode, torch.no_grad(); median of the timed calls; "/ X" = median over X\'s median')
+              f'eval mode, torch.no_grad(); median of the timed calls; "/ X" = median over X\'s median '
+              f'(same treatment and precision)')
+        print_skipped(skipped)
         print(report.timing_table(rows, args.markdown))
-        print('\nThe same, one column pair per treatment (every model got each); "/ ResNet-50 (t)" = median '
-              'over the ResNet-50 median under the same treatment t')
-        print(report.treatment_table(rows, args.markdown))
+        print('\nThe same, one column pair per treatment and precision (every model got each); "/ ResNet-50 (t, p)" '
+              '= median over the ResNet-50 median under the same treatment t and precision p')
+        print(report.treatment_table(rows, args.markdown, numeric=numeric))
+        print('\nOutputs against each model as built in the most exact setting (float64 on the CPU, fp32 with '
+              'TF32 off on a GPU): ||out - ref|| / ||ref||, largest over the output maps')
+        print(report.accuracy_table(rows, args.markdown))
         record['results']['backbones'] = [r.to_dict() for r in rows]
+        record['skipped'] += skipped
 
     if 'detectors' in parts:
         widths = args.widths or speed.DEFAULT_DETECTOR_WIDTHS
-        rows = detector_rows = speed.benchmark_detectors(
+        skipped = []
+        rows = detector_rows = detector_speed.benchmark_detectors(
             widths, tuple(args.det_size), args.repeats or 5, 1 if args.warmup is None else args.warmup,
             args.device, reference=None if args.no_reference else speed.REFERENCE_DETECTOR, optimize=optimize,
-            uniform_heads=not args.random_heads, log=log, treatments=treatments)
+            uniform_heads=not args.random_heads, log=log, treatments=treatments, batches=args.det_batches,
+            precisions=args.precisions, numeric=numeric, skipped=skipped)
         print('\nFaster R-CNN + FPN, random weights'
               + ('' if args.random_heads else ' (prediction layers zeroed: the same proposals for every detector)')
-              + f', eval mode, model.predict under torch.no_grad(), one random {args.det_size[0]}x'
-              f'{args.det_size[1]} image padded by the data preprocessor; median of the timed calls')
+              + f', eval mode, model.predict under torch.no_grad(), random {args.det_size[0]}x'
+              f'{args.det_size[1]} images padded by the data preprocessor; median of the timed calls')
+        print_skipped(skipped)
         print(report.timing_table(rows, args.markdown))
-        print('\nThe same, one column pair per treatment of the backbone (every detector got each; neck and '
-              'heads as built)')
-        print(report.treatment_table(rows, args.markdown))
+        print('\nThe same, one column pair per treatment and precision (every detector got each; neck and '
+              'heads as built unless the treatment names them)')
+        print(report.treatment_table(rows, args.markdown, numeric=numeric))
         print('\nWhere the time goes (median ms per stage; rpn = RPN head + proposals, roi_head = RoI '
-              'heads + post-processing, other = the rest of predict)')
+              'heads + post-processing, other = the rest of predict; stages from '
+              + (rows[0].notes['stages_timed'] if rows else 'the timed calls') + ')')
         print(report.stage_table(rows, args.markdown))
-        for row in rows:
-            if 'max_abs_diff_vs_eager' in row.notes:
-                print(f'{row.label}: backbone outputs differ from eager by at most '
-                      f'{row.notes["max_abs_diff_vs_eager"]:.2e} (outputs up to {row.notes["output_max_abs"]:.3g})')
-        for line in speed.target_verdicts(rows):
-            print(line)
+        print('\nFeatures the neck hands the heads, against each detector as built in the most exact setting '
+              '(float64 on the CPU, fp32 with TF32 off on a GPU): ||out - ref|| / ||ref||')
+        print(report.accuracy_table(rows, args.markdown))
         record['results']['detectors'] = [r.to_dict() for r in rows]
+        record['skipped'] += skipped
 
     if 'roi_align' in parts and args.device == 'cpu':
         size = (args.det_size[0] + (-args.det_size[0]) % 32, args.det_size[1] + (-args.det_size[1]) % 32)
-        rows = speed.benchmark_roi_align(image_size=size, repeats=args.repeats or 20,
-                                         warmup=3 if args.warmup is None else args.warmup, log=log)
+        rows = roi_align_speed.benchmark_roi_align(image_size=size, repeats=args.repeats or 20,
+                                                   warmup=3 if args.warmup is None else args.warmup, log=log)
         print(f'\nRoI feature extraction as in a Faster R-CNN + FPN (mmdet SingleRoIExtractor, 7x7, adaptive '
               f'sampling) at {size[0]}x{size[1]}: random maps and RoIs; median of the timed calls')
         print(report.roi_align_table(rows, args.markdown))
@@ -201,6 +257,21 @@ def main(argv=None) -> int:
               f'process; measured as {results[0]["method"]}')
         print(report.memory_table(results, args.markdown))
         record['results']['memory'] = results
+
+    if 'train' in parts:
+        results = train_speed.benchmark_training(
+            args.train_detectors, args.device, batch_size=args.train_batch,
+            image_size=tuple(args.train_size) if args.train_size else None, warmup=args.train_warmup,
+            steps=args.train_steps, log=log)
+        amp = train_speed.AMP_DTYPES[device.type]
+        print(f'\nTraining throughput: forward, backward and SGD step on one fixed synthetic batch, random weights; '
+              f'median of {args.train_steps} timed steps after {args.train_warmup} untimed ones; AMP = autocast '
+              f'{str(amp).replace("torch.", "")}' + (' with a gradient scaler' if device.type == 'cuda' else '')
+              + f'; peak memory = {results[0]["memory_method"]} over the timed steps, model and optimizer state '
+              f'included; "/ baseline" = images/s over the ResNet-50 (MobileNetV2 for SSDLite) detector\'s in the '
+              f'same setting')
+        print(report.training_table(results, args.markdown))
+        record['results']['train'] = results
 
     if args.plot and ('backbones' in parts or 'detectors' in parts):
         print(f'wrote {report.plot_timings(backbone_rows, detector_rows, args.plot, timing.format_machine(machine))}')
