@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 
 from ..deploy.treatments import treat_backbone
-from ..utils.build import build_backbone, calibrate_batchnorm
+from ..models.norms import reestimate_batchnorm
+from ..utils.build import build_backbone
 from ..utils.timing import check_device, time_interleaved
 from .complexity import count_parameters
 from .precision import autocast, reference_outputs, relative_difference, tf32_off, tolerance
@@ -50,7 +51,7 @@ def timm_backbone(model_name: str, calibration_size: int = 224, seed: int = 0) -
     model.reset_classifier(0)
     features = TimmFeatures(model)
     x = torch.randn(4, 3, calibration_size, calibration_size, generator=torch.Generator().manual_seed(seed))
-    calibrate_batchnorm(features, lambda: features(x))
+    reestimate_batchnorm(features, lambda: features(x))
     return features.eval()
 
 
