@@ -6,15 +6,15 @@
 
 Several GPUs or nodes: tools/dist_train.sh; a Slurm cluster: tools/slurm_train.sh.
 The datasets are checked before anything is built; checkpoints are loaded without running
-pickled code (see rexnet_mmdet/engine/checkpoint.py).
+pickled code (see rexnet_mmdet/engine/mmengine_loader.py).
 """
 import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, check_run_data, check_training_checkpoint,
-                                 find_resume_checkpoint, load_checkpoint, prepare_checkpoints)
-from rexnet_mmdet.engine.checkpoint import check_backbone_start
+from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, check_backbone_start, check_run_data,
+                                 check_training_checkpoint, find_resume_checkpoint, load_checkpoint,
+                                 prepare_checkpoints)
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
 from rexnet_mmdet.utils.cli import fail

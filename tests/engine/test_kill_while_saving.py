@@ -11,13 +11,13 @@ import time
 
 from tiny_runs import ROOT, run_tool, tool_env, write_tiny_config  # noqa: E402
 
-from rexnet_mmdet.engine.checkpoint import find_resume_checkpoint, is_readable_checkpoint  # noqa: E402
+from rexnet_mmdet.engine.resume import find_resume_checkpoint, is_readable_checkpoint  # noqa: E402
 
 #: tools/train.py with checkpoint bytes written slowly (64 KiB every 5 ms), so the test can kill the
 #: process while a file is being written, not before or after.
 SLOW_WRITER = '''
 import runpy, sys, time
-from rexnet_mmdet.engine import checkpoint as engine_checkpoint
+from rexnet_mmdet.engine import atomic_backend
 
 def slow_write(f, data):
     for i in range(0, len(data), 1 << 16):
@@ -25,7 +25,7 @@ def slow_write(f, data):
         f.flush()
         time.sleep(0.005)
 
-engine_checkpoint.AtomicLocalBackend._write_data = staticmethod(slow_write)
+atomic_backend.AtomicLocalBackend._write_data = staticmethod(slow_write)
 sys.argv = [sys.argv[1]] + sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name='__main__')
 '''
