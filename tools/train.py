@@ -12,8 +12,8 @@ import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, check_backbone_start, check_run_data,
-                                 check_training_checkpoint, find_resume_checkpoint, load_checkpoint,
+from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, add_one_image_batch_hook, check_backbone_start,
+                                 check_run_data, check_training_checkpoint, find_resume_checkpoint, load_checkpoint,
                                  prepare_checkpoints)
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
@@ -79,6 +79,7 @@ def configure(args: argparse.Namespace):
     except ValueError as e:
         fail(str(e))
     prepare_checkpoints(cfg, 'train')
+    add_one_image_batch_hook(cfg)
     return cfg
 
 
