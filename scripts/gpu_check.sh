@@ -109,7 +109,7 @@ fi
 common+=(default_hooks.checkpoint.interval=$first)
 step demo_train 120 "$PYTHON" tools/train.py "$demo" --work-dir "$out/demo" "${amp[@]}" \
     --cfg-options train_cfg.max_iters=$first "${common[@]}"
-step demo_resume 90 "$PYTHON" tools/train.py "$demo" --work-dir "$out/demo" "${amp[@]}" --resume \
+step demo_resume 120 "$PYTHON" tools/train.py "$demo" --work-dir "$out/demo" "${amp[@]}" --resume \
     --cfg-options train_cfg.max_iters=$last "${common[@]}"
 step demo_test 90 "$PYTHON" tools/test.py "$demo" "$out/demo/iter_$last.pth" --work-dir "$out/demo_test"
 
