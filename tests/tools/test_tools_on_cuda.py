@@ -55,7 +55,7 @@ def gpu_run(tmp_path_factory, tiny_runs):
 def test_amp_training_with_cp_runs_on_the_gpu_with_finite_losses(gpu_run):
     checkpoint = load_checkpoint_file(osp.join(gpu_run['work_dir'], f'iter_{MAX_ITERS}.pth'), map_location='cpu')
     assert checkpoint['meta']['iter'] == MAX_ITERS
-    assert 'loss_scaler' in checkpoint  # AmpOptimWrapper's dynamic scale is saved for --resume
+    assert 'loss_scaler' in checkpoint['optimizer']  # AmpOptimWrapper's dynamic scale, for --resume
     assert 'loss: nan' not in gpu_run['log'] and 'loss: inf' not in gpu_run['log']
     assert 'Iter(train) [6/6]' in gpu_run['log']
 
@@ -104,6 +104,9 @@ def test_test_tool_predicts_the_same_with_and_without_the_inference_path(gpu_run
     matched = 0
     for a, b in zip(eager, optimized):
         ref, out = InstanceData(**a['pred_instances']), InstanceData(**b['pred_instances'])
+        if len(ref) == 0:
+            assert len(out) == 0
+            continue
         matched += len(assert_same_detections(ref, out))
     assert matched > 0
 
