@@ -17,6 +17,7 @@ if grep -q 'C++20 or later' "$("$py" -c 'import torch, os; print(os.path.dirname
     exit 1
 fi
 
+cuda_home_given="${CUDA_HOME:-}"
 # The CUDA compiler: CUDA_HOME, else the nvcc on PATH (resolved through wrapper scripts), else
 # /usr/local/cuda, else pip's nvidia-cuda-nvcc of torch's CUDA series, installed into .venv.
 if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
@@ -25,6 +26,17 @@ if [ -z "${CUDA_HOME:-}" ] && command -v nvcc >/dev/null; then
 fi
 if [ -z "${CUDA_HOME:-}" ] && [ -x /usr/local/cuda/bin/nvcc ]; then
     CUDA_HOME=/usr/local/cuda
+fi
+# torch's CUDA headers include the CUDA libraries' headers (cusparse.h, cublas_v2.h ...): a toolkit with the
+# compiler only cannot build against them; pip's layout has them (torch installed those libraries there).
+if [ -n "${CUDA_HOME:-}" ] && [ ! -f "$CUDA_HOME/include/cusparse.h" ]; then
+    if [ -n "$cuda_home_given" ]; then
+        echo "setup.sh --gpu: CUDA_HOME=$CUDA_HOME has no include/cusparse.h, which torch's CUDA headers include:" \
+             "give a full CUDA toolkit, or unset CUDA_HOME to use pip's compiler with torch's CUDA libraries" >&2
+        exit 1
+    fi
+    step "the CUDA toolkit in $CUDA_HOME has no cusparse.h (torch's CUDA headers include it): using pip's compiler"
+    CUDA_HOME=
 fi
 if [ -z "${CUDA_HOME:-}" ]; then
     series="$(echo "$torch_cuda" | cut -d. -f1,2)"
