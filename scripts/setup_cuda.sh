@@ -40,7 +40,7 @@ if [ -n "${CUDA_HOME:-}" ] && [ ! -f "$CUDA_HOME/include/cusparse.h" ]; then
 fi
 if [ -z "${CUDA_HOME:-}" ]; then
     series="$(echo "$torch_cuda" | cut -d. -f1,2)"
-    step "no CUDA toolkit found: installing pip's CUDA $series compiler into .venv"
+    step "installing pip's CUDA $series compiler into .venv"
     pip_install "nvidia-cuda-nvcc==$series.*" "nvidia-cuda-cccl==$series.*" "nvidia-cuda-crt==$series.*" \
         "nvidia-nvvm==$series.*" "nvidia-cuda-runtime==$series.*"
     nv="$("$py" -c "import nvidia, os; print(os.path.join(nvidia.__path__[0], 'cu${torch_cuda%%.*}'))")"
