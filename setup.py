@@ -1,4 +1,10 @@
+import re
+
 from setuptools import find_packages, setup
+
+# The supported torch range has one home, in the package (read here without importing it).
+with open('rexnet_mmdet/utils/torch_version.py', encoding='utf-8') as f:
+    TORCH_REQUIREMENT = re.search(r"^TORCH_REQUIREMENT = '([^']+)'", f.read(), re.M).group(1)
 
 setup(
     name='rexnet_mmdet',
@@ -13,7 +19,7 @@ setup(
     long_description_content_type='text/plain',
     packages=find_packages(include=['rexnet_mmdet', 'rexnet_mmdet.*']),
     python_requires='>=3.8',
-    install_requires=['torch', 'mmcv>=2.0.0rc4,<2.2.0', 'mmengine>=0.7.1,<1.0.0', 'mmdet>=3.0.0,<3.4.0'],
+    install_requires=[TORCH_REQUIREMENT, 'mmcv>=2.0.0rc4,<2.2.0', 'mmengine>=0.7.1,<1.0.0', 'mmdet>=3.0.0,<3.4.0'],
     extras_require={'tests': ['pytest', 'pycocotools'],
                     'tools': ['matplotlib', 'safetensors', 'onnx', 'onnxruntime', 'openvino']},
     license='Apache-2.0',

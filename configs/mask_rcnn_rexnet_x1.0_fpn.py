@@ -26,3 +26,6 @@ test_pipeline = [dict(t, scale=(1200, 800)) if t.type == 'Resize' else t for t i
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+
+# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
+custom_hooks = [dict(type='OneImageBatchHook')]

@@ -26,3 +26,6 @@ model = dict(
             'v0.1-rexnet/rexnetv1_100-1b4dddf4.pth')),
     # [38, 61, 128, 185]; the inherited start_level=1 skips C2, as it does for ResNet.
     neck=dict(in_channels=out_channels(1.0, (1, 2, 3, 5))))
+
+# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
+custom_hooks = [dict(type='OneImageBatchHook')]

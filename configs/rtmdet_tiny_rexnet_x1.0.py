@@ -24,3 +24,6 @@ model = dict(
             checkpoint='https://github.com/rwightman/pytorch-image-models/releases/download/'
             'v0.1-rexnet/rexnetv1_100-1b4dddf4.pth')),
     neck=dict(in_channels=out_channels(1.0, (2, 3, 5))))  # [61, 128, 185]
+
+# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
+custom_hooks = _base_.custom_hooks + [dict(type='OneImageBatchHook')]

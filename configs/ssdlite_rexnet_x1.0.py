@@ -27,3 +27,6 @@ model = dict(
         anchor_generator=dict(
             type='SSDLiteAnchorGenerator',
             ratios=[[2], [2, 3], [2, 3], [2, 3], [2, 3], [2, 3]])))
+
+# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
+custom_hooks = _base_.custom_hooks + [dict(type='OneImageBatchHook')]

@@ -11,6 +11,10 @@ What a config or a script needs is importable from here::
 """
 __version__ = '0.1.0'
 
+from .utils.torch_version import check_torch_version  # noqa: E402
+
+check_torch_version()  # before anything reads a checkpoint
+
 from . import models  # noqa: F401,E402  (registers the backbone and the SSDLite head)
 # The built-in dataset, the training-curves hook and safe loading of training checkpoints.
 from . import datasets, engine  # noqa: F401,E402

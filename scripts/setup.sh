@@ -1,17 +1,38 @@
 #!/usr/bin/env bash
 # Set up everything the project needs in .venv at the repository root.
 #
+#   bash scripts/setup.sh          CPU: torch's CPU build, mmcv with its CPU ops
+#   bash scripts/setup.sh --gpu    GPU: a CUDA build of torch, mmcv with its CUDA ops (same as REXNET_MMDET_GPU=1)
+#
 # Idempotent: a second run checks what is installed and returns in seconds.
-# The mmcv wheel (built from source with its compiled ops, ~9 minutes on 2 cores)
+# The mmcv wheel (built from source with its compiled ops, ~9 minutes on 2 cores for the CPU ops)
 # is cached outside the clone, in $REXNET_MMDET_CACHE (default ~/.cache/rexnet-mmdet),
-# keyed by Python and torch version, so later set-ups reuse it.
+# keyed by Python and torch version (and, for --gpu, by CUDA architectures and op set), so later set-ups reuse it.
 #
 # Environment:
 #   TORCH_SPEC          torch requirement (default "torch==2.13.0", the CPU build here).
 #   TORCH_INDEX_URL     extra index for torch (e.g. a CUDA wheel index on a GPU machine).
 #   REXNET_MMDET_CACHE  where the built mmcv wheel is kept.
 #   PYTHON              interpreter used to create .venv (default python3).
+# GPU mode only:
+#   TORCH_CUDA_ARCH_LIST  compute capabilities to compile mmcv's kernels for, e.g. "9.0" (H100/H200) or
+#                         "8.0;9.0" (default: those of the GPUs visible; required where none is visible).
+#   MMCV_CUDA_OPS         "all" (default: every mmcv CUDA kernel, long on few cores) or "detection" (nms,
+#                         roi_align and the focal losses, what the detectors here call; other ops CPU-only).
+#   CUDA_HOME             the CUDA toolkit to compile with (default: the nvcc on PATH, else /usr/local/cuda,
+#                         else pip's nvidia-cuda-nvcc of torch's CUDA version, installed into .venv).
+#   MAX_JOBS              parallel compile jobs (default: the number of cores).
 set -euo pipefail
+
+gpu="${REXNET_MMDET_GPU:-0}"
+for arg in "$@"; do
+    case "$arg" in
+        --gpu) gpu=1 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "setup.sh: unknown argument $arg (known: --gpu)" >&2; exit 2 ;;
+    esac
+done
+[ "$gpu" = 0 ] || gpu=1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -36,6 +57,13 @@ pip_install() { "${pip[@]}" install -q "$@" 2>&1 | { grep -v "^WARNING: Location
 # Fast path: everything already in place and the package importable with its ops.
 stamp=.venv/.rexnet-mmdet-setup
 want="$(cat scripts/setup.sh setup.py 2>/dev/null | sha256sum | cut -c1-16) $TORCH_SPEC"
+if [ "$gpu" = 1 ]; then
+    MMCV_CUDA_OPS="${MMCV_CUDA_OPS:-all}"
+    case "$MMCV_CUDA_OPS" in all|detection) ;; *)
+        echo "setup.sh: MMCV_CUDA_OPS must be 'all' or 'detection', got '$MMCV_CUDA_OPS'" >&2; exit 2 ;;
+    esac
+    want="$want gpu ops=$MMCV_CUDA_OPS arch=${TORCH_CUDA_ARCH_LIST:-visible}"
+fi
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
    && "$py" -c 'import torch, mmcv.ops, mmdet, rexnet_mmdet' 2>/dev/null; then
     step "already set up ($(
@@ -51,9 +79,15 @@ pip_install "${torch_args[@]}" "setuptools<80" wheel ninja numpy
 torch_version="$("$py" -c 'import torch; print(torch.__version__)')"
 py_tag="$("$py" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
 wheel_dir="$CACHE/mmcv-$MMCV_VERSION-$py_tag-torch-$torch_version"
+if [ "$gpu" = 1 ]; then
+    # shellcheck source=scripts/setup_cuda.sh
+    source scripts/setup_cuda.sh  # sets CUDA_HOME, TORCH_CUDA_ARCH_LIST and wheel_dir for the CUDA build
+fi
 mkdir -p "$wheel_dir"
 
-if ! ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
+if [ "$gpu" = 1 ] && ! ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
+    build_mmcv_cuda
+elif ! ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
     step "building mmcv $MMCV_VERSION with compiled ops for torch $torch_version (about 9 minutes on 2 cores)"
     step "the wheel will be cached in $wheel_dir"
     tmp="$(mktemp -d)"
@@ -81,5 +115,6 @@ step "installing rexnet_mmdet (editable)"
 pip_install --no-deps --no-build-isolation -e .
 
 "$py" -c 'import mmcv.ops, mmdet, rexnet_mmdet, torch; print("torch", torch.__version__, "| mmcv", mmcv.__version__, "with ops | mmdet", mmdet.__version__, "| rexnet_mmdet", rexnet_mmdet.__version__)'
+[ "$gpu" = 0 ] || check_mmcv_cuda
 echo "$want" > "$stamp"
 step "done"

@@ -30,6 +30,16 @@ _HELPER_MODULES = {name: sys.modules.setdefault(name, _load(osp.join(HELPERS, f'
                    for name in ('tiny_runs', 'reference_weights', 'randomised', 'detections')}
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run where torch sees a CUDA GPU and are skipped, for one reason, elsewhere."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='no CUDA GPU visible to torch')
+    for item in items:
+        if item.get_closest_marker('cuda') is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope='session')
 def tiny_runs() -> ModuleType:
     """tests/helpers/tiny_runs.py: tiny training configs and running tools in a subprocess."""

@@ -6,16 +6,16 @@
 
 Several GPUs or nodes: tools/dist_train.sh; a Slurm cluster: tools/slurm_train.sh.
 The datasets are checked before anything is built; checkpoints are loaded without running
-pickled code (see rexnet_mmdet/engine/checkpoint.py).
+pickled code (see rexnet_mmdet/engine/mmengine_loader.py).
 """
 import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, StrideMismatchError, add_stride_check,
-                                 check_run_data, check_training_checkpoint, find_resume_checkpoint, load_checkpoint,
-                                 prepare_checkpoints)
-from rexnet_mmdet.engine.checkpoint import check_backbone_start
+from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, StrideMismatchError, add_one_image_batch_hook,
+                                 add_stride_check, check_backbone_start, check_run_data, check_training_checkpoint,
+                                 find_resume_checkpoint, load_checkpoint, prepare_checkpoints)
+from rexnet_mmdet.engine.backbone_start import random_backbone_advice
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
 from rexnet_mmdet.utils.cli import fail
@@ -79,8 +79,12 @@ def configure(args: argparse.Namespace):
         check_backbone_start(cfg, args.config)
     except ValueError as e:
         fail(str(e))
+    advice = random_backbone_advice(cfg)
+    if advice and is_main_process():
+        print(f'[train] warning: {advice}', flush=True)
     prepare_checkpoints(cfg, 'train')
     add_stride_check(cfg)
+    add_one_image_batch_hook(cfg)
     return cfg
 
 

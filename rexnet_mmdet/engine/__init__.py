@@ -1,17 +1,25 @@
-"""What the tools share: safe checkpoint loading, dataset checks, training curves.
+"""What the tools share: safe checkpoint loading, checks of checkpoints and datasets, training hooks.
 
 Importing this package makes mmengine read every checkpoint (local paths, URLs and its other
 schemes) through ``rexnet_mmdet.models.weights.safe_load`` (weights only, plus the classes
-mmengine training checkpoints hold), registers ``CheckpointCheckHook``, ``TrainingCurvesHook``
-and ``StrideCheckHook`` in mmengine's HOOKS and the atomic local file backend used to save
-checkpoints.
+mmengine training checkpoints hold; :mod:`.mmengine_loader`), registers ``CheckpointCheckHook``,
+``OneImageBatchHook``, ``StrideCheckHook`` and ``TrainingCurvesHook`` in mmengine's HOOKS and the atomic
+local file backend used to save checkpoints (:mod:`.atomic_backend`).
 """
-from .checkpoint import (TRAINING_CHECKPOINT_GLOBALS, CheckpointCheckHook, CheckpointError, CheckpointMismatchError,
-                         CheckpointNotFoundError, CorruptCheckpointError, MalformedCheckpointError,
-                         UnsafeCheckpointError, check_training_checkpoint, check_weights_fit, find_resume_checkpoint,
-                         load_checkpoint, load_checkpoint_file, prepare_checkpoints, register_safe_checkpoint_loader)
+from ..models.weights.safe_load import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError,
+                                        CorruptCheckpointError, MalformedCheckpointError, UnsafeCheckpointError,
+                                        load_checkpoint, load_checkpoint_file)
+from .atomic_backend import ATOMIC_BACKEND, AtomicLocalBackend
+from .backbone_start import check_backbone_start
+from .checkpoint_config import prepare_checkpoints
+from .checkpoint_content import (TRAINING_CHECKPOINT_GLOBALS, check_training_checkpoint, check_weights_fit,
+                                 checkpoint_state_dict)
+from .checkpoint_hook import CheckpointCheckHook
 from .curves import TrainingCurvesHook, plot_training_curves, read_scalar_logs
 from .data_checks import DatasetCheckError, check_run_data
+from .mmengine_loader import register_safe_checkpoint_loader
+from .one_image_batch_hook import OneImageBatchHook, add_one_image_batch_hook
+from .resume import find_resume_checkpoint, is_readable_checkpoint
 from .stride_check import StrideCheckHook, StrideMismatchError, add_stride_check, check_feature_strides
 
 register_safe_checkpoint_loader()
@@ -19,8 +27,10 @@ register_safe_checkpoint_loader()
 __all__ = [
     'TRAINING_CHECKPOINT_GLOBALS', 'CheckpointCheckHook', 'CheckpointError', 'CheckpointMismatchError',
     'CheckpointNotFoundError', 'CorruptCheckpointError', 'MalformedCheckpointError', 'UnsafeCheckpointError',
-    'check_training_checkpoint', 'check_weights_fit', 'find_resume_checkpoint', 'load_checkpoint',
-    'load_checkpoint_file', 'prepare_checkpoints', 'register_safe_checkpoint_loader', 'TrainingCurvesHook',
-    'plot_training_curves', 'read_scalar_logs', 'DatasetCheckError', 'check_run_data', 'StrideCheckHook',
-    'StrideMismatchError', 'add_stride_check', 'check_feature_strides'
+    'check_training_checkpoint', 'check_weights_fit', 'checkpoint_state_dict', 'find_resume_checkpoint',
+    'is_readable_checkpoint', 'load_checkpoint', 'load_checkpoint_file', 'prepare_checkpoints',
+    'register_safe_checkpoint_loader', 'check_backbone_start', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
+    'OneImageBatchHook', 'add_one_image_batch_hook', 'TrainingCurvesHook', 'plot_training_curves',
+    'read_scalar_logs', 'DatasetCheckError', 'check_run_data',
+    'StrideCheckHook', 'StrideMismatchError', 'add_stride_check', 'check_feature_strides'
 ]

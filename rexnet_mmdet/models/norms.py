@@ -1,15 +1,30 @@
-"""Re-estimating BatchNorm running statistics from data: the one implementation that building
-random models (``utils.build``), carrying weights to another width (``weights.transfer``) and the
-feature-rank analysis use.
+"""BatchNorm: which layers are one (torch's, mmcv's SyncBN), and re-estimating their running statistics
+from data: the one implementation that building random models (``utils.build``), carrying weights to
+another width (``weights.transfer``) and the feature-rank analysis use.
 
 - :func:`reestimate_batchnorm`: statistics of whatever a callable runs (any model, any input);
 - :func:`calibrate_batchnorm`: statistics of a batch of images, fed through the model in batches.
 """
+import sys
 from typing import Any, Callable, Iterable, Optional
 
 import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def is_sync_batch_norm(module: nn.Module) -> bool:
+    """torch's ``SyncBatchNorm`` or mmcv's ``MMSyncBN`` (which is not a ``_BatchNorm``)."""
+    if isinstance(module, nn.SyncBatchNorm):
+        return True
+    # mmcv.ops is only imported when an MMSyncBN was built: look it up, do not import it.
+    sync_bn = sys.modules.get('mmcv.ops.sync_bn')
+    return sync_bn is not None and isinstance(module, sync_bn.SyncBatchNorm)
+
+
+def is_batch_norm(module: nn.Module) -> bool:
+    """BatchNorm of any kind: torch's (``BN``, ``SyncBN``) and mmcv's ``MMSyncBN``."""
+    return isinstance(module, _BatchNorm) or is_sync_batch_norm(module)
 
 
 def reestimate_batchnorm(model: nn.Module, run: Callable[[], Any], steps: int = 1,
@@ -58,4 +73,4 @@ def calibrate_batchnorm(model: nn.Module, images: torch.Tensor, norms: Optional[
     return reestimate_batchnorm(model, lambda: model(next(feed)), steps=len(batches), names=norms)
 
 
-__all__ = ['reestimate_batchnorm', 'calibrate_batchnorm']
+__all__ = ['is_batch_norm', 'is_sync_batch_norm', 'reestimate_batchnorm', 'calibrate_batchnorm']

@@ -1,33 +1,24 @@
 """The ReXNet backbone for MMDetection: ReXNet-v1, ReXNet-R and ReXNet-lite."""
 import contextlib
 import logging
-import sys
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmdet.registry import MODELS
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import MessageHub, MMLogger, print_log
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from .blocks import LinearBottleneck, build_final_conv, build_stem
 from .channels import (EXPANSION_TAP, FINAL_TAP, STAGE_DEPTHS, TapSpec, activation, block_settings, check_family,
                        check_out_indices, check_widen_factor, family_name, final_channels, stem_channels,
                        tap_specs)
+from .norms import is_batch_norm
+from .one_image_batch import EXPLANATION, running_statistics
 
 #: frozen_stages: -1 nothing, 0 the stem, k in 1..6 the stem and stages 1..k, 7 also the final conv.
 MAX_FROZEN_STAGES = len(STAGE_DEPTHS) + 1
-
-
-def is_batch_norm(module: nn.Module) -> bool:
-    """BatchNorm of any kind: torch's (``BN``, ``SyncBN``) and mmcv's ``MMSyncBN`` (not a ``_BatchNorm``)."""
-    if isinstance(module, _BatchNorm):
-        return True
-    # mmcv.ops is only imported when an MMSyncBN was built: look it up, do not import it.
-    sync_bn = sys.modules.get('mmcv.ops.sync_bn')
-    return sync_bn is not None and isinstance(module, sync_bn.SyncBatchNorm)
 
 
 def _recompute_keeps_buffers(module: nn.Module):
@@ -46,6 +37,23 @@ def _recompute_keeps_buffers(module: nn.Module):
                     buffer.copy_(value)
 
     return lambda: (contextlib.nullcontext(), recompute())
+
+
+def _on_running_statistics(fn, module: nn.Module):
+    """``fn`` run with ``module``'s training-mode BatchNorm layers on their running statistics."""
+
+    def run(*args):
+        with running_statistics(module):
+            return fn(*args)
+
+    return run
+
+
+def _at_iteration() -> str:
+    # The training iteration (1-based, as the log counts) when inside a Runner.
+    hub = MessageHub.get_current_instance()
+    iteration = hub.get_info('iter') if hub.instance_name != 'mmengine' else None
+    return '' if iteration is None else f' at iteration {iteration + 1}'
 
 
 @MODELS.register_module()
@@ -83,6 +91,10 @@ class ReXNet(BaseModule):
         norm_eval: keep every BatchNorm (incl. SyncBN and mmcv's MMSyncBN) in eval mode during training.
         with_cp: gradient checkpointing, block by block, when training; BatchNorm statistics are
             still updated once per step (the recomputation in backward leaves them alone).
+
+    A training batch of one image (a sampler's leftover) runs with the backbone's BatchNorm layers on
+    their running statistics (:mod:`.one_image_batch`; said once in the log), since the
+    squeeze-excitation BatchNorm sees one value per channel; batches of two or more are unaffected.
         drop_path_rate: stochastic depth, growing linearly over the blocks up to this rate.
         block_channels: explicit output channels of the 16 blocks instead of the linear rule.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads ImageNet weights in
@@ -162,6 +174,7 @@ class ReXNet(BaseModule):
                             if i not in (EXPANSION_TAP, FINAL_TAP)}
         self._freeze_stages()
         self._deployed = False  # set by rexnet_mmdet.deploy.optimize_for_inference
+        self._told_one_image = False  # a one-image training batch was reported in the log
         self._channels_last = False
         # ReXNet numbers its feature points differently from ResNet: say what comes out, so a
         # copied out_indices shows on the first screen of a run, not after a silent training.
@@ -214,10 +227,13 @@ class ReXNet(BaseModule):
         return f'ReXNet({width}, out_indices={self.out_indices}) outputs: {outputs}'
 
     # ------------------------------------------------------------------ forward
-    def _run(self, fn, *args):
+    def _run(self, fn, *args, one_image: bool = False):
         # Recompute activations in backward instead of storing them (training only).
         if self.with_cp and self.training and torch.is_grad_enabled():
             module = getattr(fn, '__self__', fn)
+            if one_image:
+                # The recomputation runs after forward() has put the norms back in training mode.
+                fn = _on_running_statistics(fn, module)
             return cp.checkpoint(fn, *args, use_reentrant=False, context_fn=_recompute_keeps_buffers(module))
         return fn(*args)
 
@@ -226,39 +242,34 @@ class ReXNet(BaseModule):
             raise ValueError(f'ReXNet expects images of shape (N, 3, H, W), got {tuple(x.shape)}; '
                              f'convert grayscale images to 3 channels (e.g. color_type="color" when loading)')
         if x.shape[0] == 1 and self.training:
-            try:
-                return self._forward(x)
-            except ValueError as e:
-                if 'Expected more than 1 value per channel' not in str(e):
-                    raise
-                raise ValueError(
-                    'ReXNet cannot train BatchNorm on a batch of 1 image: the squeeze-excitation BatchNorm (after '
-                    'global pooling) sees one value per channel. Use at least 2 images per GPU '
-                    '(--cfg-options train_dataloader.batch_size=2), or keep BatchNorm statistics fixed '
-                    '(model.backbone.norm_eval=True with ImageNet weights), or another norm '
-                    "(model.backbone.norm_cfg=dict(type='SyncBN') across GPUs)") from None
+            with running_statistics(self) as switched:
+                if switched and not self._told_one_image:
+                    self._told_one_image = True
+                    print_log(f'ReXNet: a training batch of 1 image{_at_iteration()}: {EXPLANATION}',
+                              logger='current', level=logging.WARNING)
+                return self._forward(x, one_image=bool(switched))
         return self._forward(x)
 
-    def _forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def _forward(self, x: torch.Tensor, one_image: bool = False) -> Tuple[torch.Tensor, ...]:
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         outs = {}
-        x = self._run(self.stem, x)
+        x = self._run(self.stem, x, one_image=one_image)
         for i, block in enumerate(self.blocks):
             if block.expansion_only or (i == self._taps[EXPANSION_TAP].block
                                         and EXPANSION_TAP in self.out_indices):
-                expanded = self._run(block.expand, x)
+                expanded = self._run(block.expand, x, one_image=one_image)
                 outs[EXPANSION_TAP] = expanded
                 if block.expansion_only:
                     break
-                x = self._run(block.forward_expanded, x, expanded)
+                x = self._run(block.forward_expanded, x, expanded, one_image=one_image)
             else:
-                x = self._run(block, x)
+                x = self._run(block, x, one_image=one_image)
             tap = self._block_taps.get(i)
             if tap is not None:
                 outs[tap] = x
         if self.final_conv is not None:
-            outs[FINAL_TAP] = self._run(self.final_conv, x)
+            outs[FINAL_TAP] = self._run(self.final_conv, x, one_image=one_image)
         return tuple(outs[i] for i in self.out_indices)
 
     # ------------------------------------------------------------ train / freeze

@@ -16,16 +16,30 @@ FAMILIES = {'v1': dict(widen_factor=1.3), 'lite': dict(arch='lite', widen_factor
             'R': dict(widen_factor=1.3, channel_divisor=8)}
 
 
+@pytest.fixture
+def no_tf32():
+    """fp32 convolutions and matmuls in full precision on CUDA (TF32 rounds to 10 mantissa bits)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+DEVICES = ['cpu', pytest.param('cuda', marks=pytest.mark.cuda)]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('channels_last', [True, False])
 @pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4, 5, 6), (1, 2, 3, 5)])
 @pytest.mark.parametrize('family', FAMILIES)
-def test_optimized_backbone_matches_eager(channels_last, out_indices, family):
+def test_optimized_backbone_matches_eager(channels_last, out_indices, family, device, no_tf32):
     model = ReXNet(out_indices=out_indices, **FAMILIES[family]).eval()
     randomise_norms(model)
+    model = model.to(device)
     fast = optimize_for_inference(copy.deepcopy(model), channels_last=channels_last)
     assert not any(isinstance(m, _BatchNorm) for m in fast.modules())
-    x = torch.randn(2, 3, 97, 131)
+    x = torch.randn(2, 3, 97, 131, device=device)
     with torch.no_grad():
         ref, out = model(x), fast(x)
     for a, b in zip(ref, out):
@@ -42,8 +56,17 @@ def test_fold_counts_every_norm(family, se):
     assert fold_batchnorm(model) == norms == 1 + 2 + 15 * 3 + se + 1  # stem, block 0, blocks 1-15, SE, final
 
 
+FAMILIES = {'v1': dict(widen_factor=1.3), 'lite': dict(arch='lite', widen_factor=1.3),
+            'R': dict(widen_factor=1.3, channel_divisor=8)}
+
+
 @pytest.mark.slow
-def test_optimized_detector_predicts_the_same():
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('channels_last', [True, False])
+@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4, 5, 6), (1, 2, 3, 5)])
+@pytest.mark.parametrize('family', FAMILIES)
+def test_optimized_backbone_matches_eager(channels_last, out_indices, family, device, no_tf32):
+    model = ReXNet(out_indices=out_indices, **FAMILIES[family]).eval()
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
@@ -53,9 +76,10 @@ def test_optimized_detector_predicts_the_same():
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model).eval()
     randomise_norms(model.backbone)
+    model = model.to(device)
     fast = optimize_for_inference(copy.deepcopy(model))
     h, w = 160, 224
-    x = torch.randn(1, 3, h, w)
+    x = torch.randn(1, 3, h, w, device=device)
     meta = dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0), batch_input_shape=(h, w),
                 pad_shape=(h, w))
     with torch.no_grad():

@@ -8,8 +8,8 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from rexnet_mmdet.engine.checkpoint import (TRAINING_CHECKPOINT_GLOBALS, CorruptCheckpointError,
-                                            UnsafeCheckpointError, find_resume_checkpoint, load_checkpoint_file)
+from rexnet_mmdet.engine import (TRAINING_CHECKPOINT_GLOBALS, CorruptCheckpointError, UnsafeCheckpointError,
+                                 find_resume_checkpoint, load_checkpoint_file)
 
 def _training_checkpoint() -> dict:
     """A checkpoint shaped like the ones mmengine's Runner saves, built from the real objects."""
@@ -70,7 +70,7 @@ def test_plain_torch_load_cannot_read_it_but_safety_stays_on(tmp_path):
 def test_mmengine_loads_local_files_through_the_safe_loader(tmp_path):
     path = str(tmp_path / 'ckpt.pth')
     torch.save(_training_checkpoint(), path)
-    assert CheckpointLoader._get_checkpoint_loader(path).__module__ == 'rexnet_mmdet.engine.checkpoint'
+    assert CheckpointLoader._get_checkpoint_loader(path).__module__ == 'rexnet_mmdet.engine.mmengine_loader'
     loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert loaded['meta']['iter'] == 7
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from tiny_runs import ROOT, run_tool, tool_env, write_tiny_config  # noqa: E402
 
-from rexnet_mmdet.engine.checkpoint import find_resume_checkpoint, is_readable_checkpoint  # noqa: E402
+from rexnet_mmdet.engine.resume import find_resume_checkpoint, is_readable_checkpoint  # noqa: E402
 
 # Trains and kills tools/train.py for real: for make test, not make test-fast.
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 #: process while a file is being written, not before or after.
 SLOW_WRITER = '''
 import runpy, sys, time
-from rexnet_mmdet.engine import checkpoint as engine_checkpoint
+from rexnet_mmdet.engine import atomic_backend
 
 def slow_write(f, data):
     for i in range(0, len(data), 1 << 16):
@@ -29,7 +29,7 @@ def slow_write(f, data):
         f.flush()
         time.sleep(0.005)
 
-engine_checkpoint.AtomicLocalBackend._write_data = staticmethod(slow_write)
+atomic_backend.AtomicLocalBackend._write_data = staticmethod(slow_write)
 sys.argv = [sys.argv[1]] + sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name='__main__')
 '''

@@ -7,7 +7,7 @@ from mmengine.runner import checkpoint as mc
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import rexnet_mmdet  # noqa: F401  (registers the loader)
-from rexnet_mmdet.engine.checkpoint import load_from_safe_loader
+from rexnet_mmdet.engine.mmengine_loader import load_from_safe_loader
 from rexnet_mmdet.models.weights.safe_load import UnsafeCheckpointError
 
 
@@ -41,7 +41,7 @@ def test_mmengine_loader_functions_called_by_name_are_replaced():
     for name in ('load_from_local', 'load_from_http', 'load_from_torchvision', 'load_from_openmmlab',
                  'load_from_mmcls', 'load_from_pavi', 'load_from_ceph'):
         assert getattr(mc, name) is load_from_safe_loader, name
-    assert mc.load_url.__module__ == 'rexnet_mmdet.engine.checkpoint'
+    assert mc.load_url.__module__ == 'rexnet_mmdet.engine.mmengine_loader'
 
 
 def test_mmengine_load_checkpoint_and_pretrained_init_refuse_code(evil):

@@ -1,5 +1,5 @@
 """BatchNorm in ReXNet: statistics updated once per step under with_cp, norm_eval on every BN kind,
-a clear error for a one-image batch."""
+a one-image training batch on running statistics."""
 import copy
 
 import pytest
@@ -57,13 +57,90 @@ def test_norm_eval_covers_mmcv_sync_batchnorm(process_group):
     assert all(m.training for m in model.modules() if isinstance(m, SyncBatchNorm))
 
 
-def test_one_image_batch_with_trainable_batchnorm_says_what_to_change():
-    model = ReXNet(widen_factor=0.5).train()
-    with pytest.raises(ValueError) as err:
-        model(torch.randn(1, 3, 64, 64))
-    message = str(err.value)
-    assert 'batch of 1 image' in message and 'train_dataloader.batch_size=2' in message
-    assert 'model.backbone.norm_eval=True' in message
-    # Frozen statistics, or evaluation, take one image.
+def _buffers(model) -> dict:
+    return {k: v.clone() for k, v in model.named_buffers()}
+
+
+@pytest.mark.parametrize('with_cp', [False, True])
+def test_one_image_batch_trains_on_running_statistics(tmp_path, with_cp):
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance(f'one_image_{with_cp}', log_file=str(tmp_path / 'run.log'))
+    torch.manual_seed(0)
+    model = ReXNet(widen_factor=0.5, with_cp=with_cp)
+    model.init_weights()
+    model.train()
+    before = _buffers(model)
+    x = torch.randn(1, 3, 64, 64)
+    sum(o.pow(2).mean() for o in model(x)).backward()
+    # Running statistics untouched, every norm back in training mode, norm weights trained.
+    after = _buffers(model)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(m.training for m in model.modules())
+    assert model.stem.bn.weight.grad is not None and model.blocks[3].se.bn.weight.grad.abs().sum() > 0
+    # What eval-mode BatchNorm computes, forward and backward (with_cp recomputes in eval mode too).
+    reference = copy.deepcopy(model)
+    reference.zero_grad()
+    model.zero_grad()
+    reference.eval()
+    sum(o.pow(2).mean() for o in reference._forward(x)).backward()
+    sum(o.pow(2).mean() for o in model(x)).backward()
+    for (name, a), (_, b) in zip(reference.named_parameters(), model.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0, msg=name)
+    for handler in logger.handlers:
+        handler.flush()
+    text = (tmp_path / 'run.log').read_text()
+    assert text.count('training batch of 1 image') == 1, text  # said once, for two one-image batches
+
+
+def test_two_image_batches_compute_what_they_did():
+    """A two-image batch keeps batch statistics: its output differs from running statistics' and matches
+    plain training-mode BatchNorm (the mechanism never runs)."""
+    torch.manual_seed(0)
+    model = ReXNet(widen_factor=0.5)
+    model.init_weights()
+    x = torch.randn(2, 3, 64, 64)
+    model.train()
+    out = model(x)
+    assert all(m.training for m in model.modules())
+    assert int(model.stem.bn.num_batches_tracked) == 1
+    assert not torch.equal(out[-1], copy.deepcopy(model).eval()(x)[-1])
+
+
+def test_frozen_statistics_and_evaluation_take_one_image():
     assert ReXNet(widen_factor=0.5, norm_eval=True).train()(torch.randn(1, 3, 64, 64))
-    assert model.eval()(torch.randn(1, 3, 64, 64))
+    assert ReXNet(widen_factor=0.5).eval()(torch.randn(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize('device, dtype', [('cpu', torch.bfloat16),
+                                           pytest.param('cuda', torch.float16, marks=pytest.mark.cuda)])
+@pytest.mark.parametrize('channels_last', [False, True])
+@pytest.mark.parametrize('out_indices', [(1, 2, 3, 5), (4, 6)])
+def test_with_cp_under_autocast_computes_what_it_computes_without(device, dtype, channels_last, out_indices):
+    """Mixed precision: the recomputation in backward (under the forward's autocast state) gives the same
+    loss, gradients and BatchNorm statistics as stored activations; the in-place partial residual included."""
+    torch.manual_seed(0)
+    plain = ReXNet(widen_factor=0.5, out_indices=out_indices)
+    plain.init_weights()
+    plain = plain.to(device)
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.with_cp = True
+    x = torch.randn(2, 3, 64, 64, device=device)
+    if channels_last:
+        plain, checkpointed = (m.to(memory_format=torch.channels_last) for m in (plain, checkpointed))
+        x = x.contiguous(memory_format=torch.channels_last)
+    exact = device == 'cpu'
+    losses = []
+    for model in (plain, checkpointed):
+        model.train()
+        with torch.autocast(device, dtype=dtype):
+            outs = model(x)
+            assert all(o.dtype == dtype for o in outs)
+            loss = sum(o.float().pow(2).mean() for o in outs)
+        loss.backward()
+        losses.append(loss.detach())
+    assert torch.isfinite(losses[0])
+    torch.testing.assert_close(losses[1], losses[0], **({'rtol': 0, 'atol': 0} if exact else {}))
+    for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=name, **({'rtol': 0, 'atol': 0} if exact else {}))
+    for (name, a), (_, b) in zip(plain.named_buffers(), checkpointed.named_buffers()):
+        torch.testing.assert_close(b, a, msg=name, **({'rtol': 0, 'atol': 0} if exact else {}))

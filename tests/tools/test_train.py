@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from rexnet_mmdet.engine.checkpoint import find_resume_checkpoint, load_checkpoint_file
+from rexnet_mmdet.engine import find_resume_checkpoint, load_checkpoint_file
 from rexnet_mmdet.utils.build import PROJECT_ROOT
 
 MAX_ITERS = 10

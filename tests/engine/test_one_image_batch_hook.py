@@ -1,0 +1,119 @@
+"""Training over a sampler that leaves a one-image batch: the run goes on and says so once; batches of two
+or more compute what they did without the hook."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from rexnet_mmdet.models.one_image_batch import running_statistics
+from rexnet_mmdet.utils.build import PROJECT_ROOT
+
+MESSAGE = 'training batch of 1 image'
+
+#: 5 square images in batches of 2 through the configs' own AspectRatioBatchSampler: 2, 2, then a batch of 1.
+EPOCHS_WITH_A_LEFTOVER = '''
+train_dataloader['sampler'] = dict(_delete_=True, type='DefaultSampler', shuffle=True)
+train_cfg = dict(_delete_=True, type='EpochBasedTrainLoop', max_epochs=2, val_interval=100)
+'''
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp('shapes') / 'root')
+
+
+def _log_text(work_dir: str) -> str:
+    logs = glob.glob(osp.join(work_dir, '*', '*.log'))
+    assert len(logs) == 1, logs
+    with open(logs[0]) as f:
+        return f.read()
+
+
+@pytest.mark.slow
+def test_train_tool_goes_on_over_a_one_image_batch(tmp_path, data_root, tiny_runs):
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, num_train=5,
+                                         extra=EPOCHS_WITH_A_LEFTOVER)
+    cfg = Config.fromfile(config)
+    assert cfg.train_dataloader.batch_sampler.type == 'AspectRatioBatchSampler'
+    assert cfg.train_dataloader.batch_size == 2
+    result = tiny_runs.run_tool(['train.py', config, '--work-dir', str(tmp_path / 'wd')])
+    assert result.returncode == 0, result.stdout[-3000:]
+    text = _log_text(str(tmp_path / 'wd'))
+    # Iterations 3 and 6 hold one image each; the log says it once, at the first.
+    assert text.count(MESSAGE) == 1, text[-3000:]
+    assert 'A training batch of 1 image at iteration 3 ' in text
+    assert 'Iter(train) [6/6]' in text  # two epochs of three batches
+
+
+def _train(config: str, work_dir: str, hooks) -> Runner:
+    cfg = Config.fromfile(config)
+    cfg.work_dir = work_dir
+    cfg.custom_hooks = hooks
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+@pytest.mark.slow
+def test_a_config_without_the_hook_still_trains(tmp_path, data_root, tiny_runs):
+    """A config of one's own (no hook), run as mmdet's tools/train.py runs it: the backbone handles its
+    BatchNorm itself (an FPN and R-CNN heads have none)."""
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, num_train=5,
+                                         extra=EPOCHS_WITH_A_LEFTOVER)
+    _train(config, str(tmp_path / 'wd'), hooks=[])
+    text = _log_text(str(tmp_path / 'wd'))
+    assert text.count(MESSAGE) == 1 and 'ReXNet: a training batch of 1 image at iteration 3:' in text
+
+
+@pytest.mark.slow
+def test_two_image_batches_are_bitwise_unchanged(tmp_path, data_root, tiny_runs):
+    config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=2, num_train=5)
+    runs = [_train(config, str(tmp_path / name), hooks)
+            for name, hooks in (('with', [dict(type='OneImageBatchHook')]), ('without', []))]
+    hook = [h for h in runs[0].hooks if type(h).__name__ == 'OneImageBatchHook']
+    assert len(hook) == 1 and hook[0].handled == 0
+    losses = [r.message_hub.get_scalar('train/loss').data[0] for r in runs]
+    assert list(losses[0]) == list(losses[1]) and len(losses[0]) == 2  # batches of 2 (no epoch end)
+    params = [dict(r.model.named_parameters()) for r in runs]
+    for name, value in params[0].items():
+        assert torch.equal(value, params[1][name]), name
+    buffers = [dict(r.model.named_buffers()) for r in runs]
+    for name, value in buffers[0].items():
+        assert torch.equal(value, buffers[1][name]), name
+
+
+def test_every_config_lists_the_hook():
+    configs = sorted(glob.glob(osp.join(PROJECT_ROOT, 'configs', '*.py'))
+                     + glob.glob(osp.join(PROJECT_ROOT, 'configs', 'demo', '*.py')))
+    assert len(configs) >= 14
+    for path in configs:
+        hooks = [h['type'] for h in Config.fromfile(path).get('custom_hooks', [])]
+        assert hooks.count('OneImageBatchHook') == 1, (path, hooks)
+
+
+@pytest.mark.slow
+def test_ssdlite_neck_needs_the_whole_model_switched():
+    """SSDLite's last extra layers are 1x1 maps: their BatchNorm fails on one image as the backbone's SE does."""
+    from mmdet.registry import MODELS
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    cfg = Config.fromfile(osp.join(PROJECT_ROOT, 'configs', 'demo', 'ssdlite_rexnet_x0.9_shapes.py'))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    size = (160, 160)  # the last two extra levels are 1x1 maps, as at 320x320
+    sample = DetDataSample(metainfo=dict(img_shape=size, pad_shape=size, batch_input_shape=size,
+                                         scale_factor=(1.0, 1.0), ori_shape=size))
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[20., 30., 100., 110.]]), labels=torch.tensor([1]))
+    image = torch.randn(1, 3, *size)
+    with pytest.raises(ValueError, match='Expected more than 1 value per channel'):
+        model.loss(image, [sample])
+    with running_statistics(model) as switched:
+        assert any(name.startswith('neck.') for name, m in model.named_modules() if m in switched)
+        losses = model.loss(image, [sample])
+        sum(sum(v) if isinstance(v, list) else v for v in losses.values()).backward()
+    assert all(m.training for m in model.modules())
