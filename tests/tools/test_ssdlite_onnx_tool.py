@@ -81,3 +81,24 @@ def test_export_without_checkpoint_records_the_configs_classes(tool, tmp_path):
     assert detector.classes == list(SHAPE_CLASSES) and len(detector.classes) == 4
     with pytest.raises(ValueError, match='cv2.imread returns None'):
         detector.predict(None)
+
+
+def test_compare_needs_benchmark(tool, capsys):
+    with pytest.raises(SystemExit):
+        tool.parse_args([CONFIG, '--out', 'x.onnx', '--compare', CONFIG])
+    assert '--compare needs --benchmark' in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_compare_times_every_detector_in_every_runtime_in_one_run(tool, tmp_path, capsys):
+    lite = osp.join(CONFIG_DIR, 'ssdlite_rexnet_lite_x1.0.py')
+    out = str(tmp_path / 'v1.onnx')
+    summary = tool.run([CONFIG, '--out', out, '--benchmark', '--compare', lite, '--threads', '1',
+                        '--repeats', '2', '--warmup', '1'])
+    runtimes_timed = {'PyTorch eager', 'ONNX Runtime', 'OpenVINO'} | (
+        {'OpenVINO bf16'} if runtimes.openvino_has_bf16() else set())
+    assert set(summary['timings']) == {'ssdlite_rexnet_x0.9_shapes', 'ssdlite_rexnet_lite_x1.0'}
+    assert all(set(t) == runtimes_timed and min(t.values()) > 0 for t in summary['timings'].values())
+    assert osp.isfile(str(tmp_path / 'v1_ssdlite_rexnet_lite_x1.0.onnx'))
+    printed = capsys.readouterr().out
+    assert 'x ssdlite_rexnet_x0.9_shapes' in printed  # each row's ratio to the first detector, same runtime

@@ -15,8 +15,10 @@ Examples:
     # then where OpenVINO's time goes, by layer type
     python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_x1.0.py --out x1.0.onnx --benchmark --threads 2 \\
         --profile
-    python tools/deployment/ssdlite_onnx.py mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py \\
-        --out mbv2.onnx --benchmark --threads 2
+    # several detectors in one run, each in every runtime, interleaved
+    python tools/deployment/ssdlite_onnx.py configs/ssdlite_rexnet_lite_x1.0.py --out work_dirs/lite.onnx \\
+        --benchmark --threads 2 --compare configs/ssdlite_rexnet_x1.0.py \\
+        mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py
 """
 import argparse
 import json
@@ -60,6 +62,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--benchmark', action='store_true',
                         help='time eager PyTorch (model.predict), ONNX Runtime and OpenVINO (float32, and '
                              'bfloat16 where the CPU has it), batch 1, interleaved')
+    parser.add_argument('--compare', nargs='+', default=[], metavar='CONFIG',
+                        help='with --benchmark: other SSD / SSDLite configs (random weights) exported beside --out '
+                             'and timed in the same run, every model in every runtime, interleaved')
     parser.add_argument('--profile', action='store_true',
                         help="where OpenVINO's time goes: milliseconds per call by layer type, from its per-layer "
                              'counters (float32, and bfloat16 where the CPU has it), on the first of --images '
@@ -84,9 +89,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f'--eval needs --images FOLDER: the one folder of the annotation file\'s images{found}; the '
                      f'built-in dataset (data/shapes/) is made by tools/misc/make_synthetic_dataset.py or by the '
                      f'first training on it')
+    if args.compare and not args.benchmark:
+        parser.error('--compare needs --benchmark')
     if args.eval and not args.checkpoint:
         parser.error('--eval needs a CHECKPOINT: random weights detect nothing')
     return args
+
+
+def config_label(config: str) -> str:
+    """``configs/ssdlite_rexnet_x1.0.py`` -> ``ssdlite_rexnet_x1.0``: how tables and file names call a config."""
+    name = osp.basename(config.split('::')[-1])
+    return name[:-3] if name.endswith('.py') else name
 
 
 def input_size_of(cfg) -> Tuple[int, int]:
@@ -192,50 +205,61 @@ def sample_input(onnx_path: str, image_path: Optional[str] = None):
     return image, x, scale
 
 
-def benchmark(model, onnx_path: str, threads: int, repeats: int, warmup: int, image, x, scale) -> dict:
+def benchmark(models: List[Tuple[str, object, str]], threads: int, repeats: int, warmup: int,
+              image_path: Optional[str] = None) -> dict:
     """Median seconds of eager PyTorch ``model.predict`` (as built, BatchNorm not folded), ONNX Runtime
-    and OpenVINO (float32, and bfloat16 where the CPU has it) on the same preprocessed input
-    (:func:`sample_input`), batch 1, interleaved."""
+    and OpenVINO (float32, and bfloat16 where the CPU has it), batch 1, for every ``(label, model,
+    onnx_path)`` of ``models``: each on its own graph's preprocessed input (:func:`sample_input`), every
+    model in every runtime timed in one run, interleaved."""
     import torch
     from mmdet.structures import DetDataSample
 
     from rexnet_mmdet.utils.timing import format_machine, load_average, machine_info, time_interleaved
     from rexnet_mmdet.deploy.runtimes import Detector, openvino_has_bf16
 
-    runners = {'ONNX Runtime': Detector(onnx_path, 'onnxruntime', threads),
-               'OpenVINO': Detector(onnx_path, 'openvino', threads)}
-    if openvino_has_bf16():
-        runners['OpenVINO bf16'] = Detector(onnx_path, 'openvino', threads, precision='bf16')
-    else:
+    if not openvino_has_bf16():
         print('OpenVINO bf16: not timed, this CPU has no native bfloat16')
-    input_size = tuple(x.shape[2:])
-    inputs = torch.from_numpy(x)
-    sample = DetDataSample(metainfo=dict(img_shape=input_size, ori_shape=image.shape[:2],
-                                         scale_factor=(float(scale[0]), float(scale[1]))))
+    cases, counts, sizes = {}, {}, set()
+    for label, model, onnx_path in models:
+        image, x, scale = sample_input(onnx_path, image_path)
+        runners = {'ONNX Runtime': Detector(onnx_path, 'onnxruntime', threads),
+                   'OpenVINO': Detector(onnx_path, 'openvino', threads)}
+        if openvino_has_bf16():
+            runners['OpenVINO bf16'] = Detector(onnx_path, 'openvino', threads, precision='bf16')
+        input_size = tuple(x.shape[2:])
+        sizes.add(f'{input_size[0]}x{input_size[1]}')
+        inputs = torch.from_numpy(x)
+        sample = DetDataSample(metainfo=dict(img_shape=input_size, ori_shape=image.shape[:2],
+                                             scale_factor=(float(scale[0]), float(scale[1]))))
 
-    def eager():
-        with torch.no_grad():
-            return model.predict(inputs, [sample], rescale=True)
+        def eager(model=model, inputs=inputs, sample=sample):
+            with torch.no_grad():
+                return model.predict(inputs, [sample], rescale=True)
 
-    cases = {'PyTorch eager': eager}
-    for name, runner in runners.items():
-        cases[name] = (lambda r: lambda: r.run(x, scale))(runner)
-    counts = {'PyTorch eager': len(eager()[0].pred_instances)}
-    counts.update({name: len(runner.run(x, scale)[1]) for name, runner in runners.items()})
+        cases[(label, 'PyTorch eager')] = eager
+        counts[(label, 'PyTorch eager')] = len(eager()[0].pred_instances)
+        for name, runner in runners.items():
+            cases[(label, name)] = (lambda r, x=x, scale=scale: lambda: r.run(x, scale))(runner)
+            counts[(label, name)] = len(runner.run(x, scale)[1])
     info = machine_info()
     print(format_machine(info))
-    print(f'timing batch 1 at {input_size[0]}x{input_size[1]}, {threads} threads: {warmup} warm-up + '
-          f'{repeats} timed calls each, interleaved in turns of up to 10 calls')
+    print(f'timing batch 1 at {", ".join(sorted(sizes))}, {threads} threads: {warmup} warm-up + {repeats} timed '
+          f'calls each, {len(cases)} cases interleaved in turns of up to 10 calls')
     times = time_interleaved(cases, repeats, warmup, block=10, pause=0.3)
     load_after = load_average()
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    base = medians['PyTorch eager']
-    for name, t in medians.items():
-        q = statistics.quantiles(times[name], n=4) if len(times[name]) > 1 else [t, t, t]
-        print(f'  {name:15s} median {t * 1e3:8.2f} ms  IQR/median {(q[2] - q[0]) / t:.2f}  '
-              f'{t / base:.3f}x eager  ({counts[name]} detections)')
+    medians = {key: statistics.median(t) for key, t in times.items()}
+    first = models[0][0]
+    for (label, name), t in medians.items():
+        q = statistics.quantiles(times[(label, name)], n=4) if len(times[(label, name)]) > 1 else [t, t, t]
+        versus = f'  {t / medians[(first, name)]:.3f}x {first}' if len(models) > 1 else ''
+        print(f'  {label:28s} {name:15s} median {t * 1e3:8.2f} ms  IQR/median {(q[2] - q[0]) / t:.2f}  '
+              f'{t / medians[(label, "PyTorch eager")]:.3f}x eager{versus}  ({counts[(label, name)]} detections)')
     print(f'load average before {info["load_average"]}, after {load_after}')
-    return dict(timings=medians, detections=counts, threads=threads, input_size=list(input_size),
+    timings = {label: {name: t for (lb, name), t in medians.items() if lb == label} for label, _, _ in models}
+    detections = {label: {name: c for (lb, name), c in counts.items() if lb == label} for label, _, _ in models}
+    if len(models) == 1:  # one detector: keyed by runtime alone
+        timings, detections = timings[first], detections[first]
+    return dict(timings=timings, detections=detections, threads=threads, input_size=sorted(sizes),
                 load_before=info['load_average'], load_after=load_after, machine=format_machine(info))
 
 
@@ -290,10 +314,17 @@ def run(argv=None) -> dict:
         if files:
             summary['images'] = detect(detector, files, args.show_dir, args.score_thr)
     if args.benchmark or args.profile:
-        image, x, scale = sample_input(args.out, files[0] if files else None)
         if args.benchmark:
-            summary.update(benchmark(model, args.out, threads, args.repeats, args.warmup, image, x, scale))
+            models = [(config_label(args.config), model, args.out)]
+            for config in args.compare:
+                other, other_cfg = load_detector(config, None)
+                path = osp.splitext(args.out)[0] + f'_{config_label(config)}.onnx'
+                export_ssdlite(other, path, input_size_of(other_cfg))
+                print(f'wrote {path}: {config}, random weights (timing only)')
+                models.append((config_label(config), other, path))
+            summary.update(benchmark(models, threads, args.repeats, args.warmup, files[0] if files else None))
         if args.profile:
+            image, x, scale = sample_input(args.out, files[0] if files else None)
             summary['profile'] = profile(args.out, threads, args.repeats, args.warmup, x, scale)
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
