@@ -56,8 +56,8 @@ install_wheels() {
         echo "mmcv, mmdet, mmengine and pycocotools already import: nothing installed"; return 0
     fi
     ls "$wheels"/*.whl >/dev/null 2>&1 || {
-        echo "no wheels in $wheels/ and mmcv/mmdet do not import: copy /work/shared/gpu/wheels/*.whl (or your own" \
-             "build, see scripts/setup.sh --gpu) into $wheels/"; return 1; }
+        echo "no wheels in $wheels/ and mmcv/mmdet do not import: copy the wheels of mmcv with" \
+             "its CUDA ops (scripts/setup.sh --gpu builds one), mmengine, mmdet and pycocotools into $wheels/"; return 1; }
     "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target "$site" "$wheels"/*.whl
 }
 
