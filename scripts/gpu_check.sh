@@ -113,6 +113,26 @@ step demo_resume 120 "$PYTHON" tools/train.py "$demo" --work-dir "$out/demo" "${
     --cfg-options train_cfg.max_iters=$last "${common[@]}"
 step demo_test 90 "$PYTHON" tools/test.py "$demo" "$out/demo/iter_$last.pth" --work-dir "$out/demo_test"
 
+# The loss NaN once seen with Mask R-CNN x2.2 from a random backbone, SGD lr 0.01, --amp and with_cp: the same
+# 30 iterations (logged every iteration, no warm-up) in mixed precision and in fp32, on the GPU only.
+if [ "$gpu" = 1 ]; then
+    nan_cfg="$out/mask_rcnn_rexnet_x2.2_random_sgd.py"
+    cat > "$nan_cfg" <<CFGEOF
+_base_ = ['$root/configs/demo/mask_rcnn_rexnet_x1.0_fpn_shapes.py']
+model = dict(backbone=dict(widen_factor=2.2, with_cp=True), neck=dict(in_channels=[85, 134, 283, 406]))
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
+param_scheduler = []
+train_cfg = dict(max_iters=30, val_interval=1000)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1000))
+CFGEOF
+    for run in amp fp32; do
+        args=(); [ $run = amp ] && args=(--amp)
+        step "nan_$run" 120 "$PYTHON" tools/train.py "$nan_cfg" --work-dir "$out/nan_$run" "${args[@]}"
+        note "nan_$run: $(grep -c 'loss: nan' "$out/nan_$run.log" 2>/dev/null || echo 0) of 30 iterations logged loss nan"
+    done
+fi
+
 if [ -f scripts/gpu_benchmarks.sh ]; then
     step benchmarks "$(left)" bash scripts/gpu_benchmarks.sh "$out/benchmarks"
 else
