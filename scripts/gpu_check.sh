@@ -89,11 +89,12 @@ step environment 60 bash -c environment || { note "stopping: the project does no
 gpu=$("$PYTHON" -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null || echo 0)
 
 # The CUDA tests; then the tests of what a GPU run relies on (one-image batches, mixed precision with with_cp),
-# which train on the GPU where there is one.
+# which train on the GPU where there is one, and ReXNet-v1/R against timm (installed on such machines).
 step cuda_tests 200 "$PYTHON" -m pytest -p no:cacheprovider --junitxml "$out/cuda_tests.xml" -m cuda tests
 if [ "$gpu" = 1 ]; then
     step batch_tests 120 "$PYTHON" -m pytest -p no:cacheprovider --junitxml "$out/batch_tests.xml" \
-        tests/engine/test_one_image_batch_hook.py tests/models/test_one_image_batch.py tests/models/test_rexnet_bn.py
+        tests/engine/test_one_image_batch_hook.py tests/models/test_one_image_batch.py tests/models/test_rexnet_bn.py \
+        tests/models/test_timm_equivalence.py
 else
     note "batch_tests: left to the CPU suite where there is no GPU"
 fi
