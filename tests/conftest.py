@@ -27,7 +27,7 @@ def _load(path: str, name: str) -> ModuleType:
 # Loaded once, here, and registered under their own names, so that a test module may also write
 # ``from tiny_runs import write_tiny_config`` at its top (conftest.py is imported before any test module).
 _HELPER_MODULES = {name: sys.modules.setdefault(name, _load(osp.join(HELPERS, f'{name}.py'), name))
-                   for name in ('tiny_runs', 'reference_weights', 'randomised', 'detections')}
+                   for name in ('tiny_runs', 'reference_weights', 'randomised', 'detections', 'config_models')}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,7 +3,6 @@ import os.path as osp
 
 import pytest
 import torch
-from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
 from mmdet.utils import register_all_modules
@@ -14,6 +13,7 @@ import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.analysis.paper import CONFIG_NAMES, PAPER_DETECTORS
 from rexnet_mmdet.models.channels import out_channels
 from rexnet_mmdet.utils.build import CONFIG_DIR
+import config_models  # tests/helpers/, registered by conftest.py
 
 register_all_modules()
 
@@ -22,18 +22,8 @@ def load(name: str) -> Config:
     return Config.fromfile(osp.join(CONFIG_DIR, f'{name}.py'))
 
 
-_MODELS = {}
-
-
 def build_random(name: str):
-    """Each config's model, built once (random backbone: no ImageNet weights offline)."""
-    if name not in _MODELS:
-        cfg = load(name)
-        cfg.model.backbone.init_cfg = None
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-        _MODELS[name] = model
-    return _MODELS[name]
+    return config_models.build_random(osp.join(CONFIG_DIR, f'{name}.py'))
 
 
 def fake_batch(size: int, with_mask: bool, n: int = 2):
@@ -86,24 +76,7 @@ def test_config_trains_a_step_and_predicts(name):
     model = build_random(name)
     with_mask = 'mask_rcnn' in name
     batch = fake_batch(128, with_mask)
-    model.train()
-    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    data = model.data_preprocessor(batch, training=True)
-    losses = model(**data, mode='loss')
-    loss, log_vars = model.parse_losses(losses)
-    assert torch.isfinite(loss) and loss.item() > 0
+    log_vars = config_models.train_step(model, batch, model.bbox_head if 'ssdlite' in name else model.roi_head)
+    pred = config_models.predict(model, batch)
     if with_mask:
-        assert 'loss_mask' in log_vars
-    loss.backward()
-    head = model.bbox_head if 'ssdlite' in name else model.roi_head
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
-    optim.step()
-    model.eval()
-    with torch.no_grad():
-        results = model(**model.data_preprocessor(batch, training=False), mode='predict')
-    assert len(results) == 2
-    pred = results[0].pred_instances
-    assert pred.bboxes.shape[1] == 4 and len(pred.scores) == len(pred.labels) == len(pred.bboxes)
-    if with_mask:
-        assert len(pred.masks) == len(pred.bboxes)
+        assert 'loss_mask' in log_vars and len(pred.masks) == len(pred.bboxes)

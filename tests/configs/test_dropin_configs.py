@@ -14,6 +14,7 @@ from mmdet.utils import register_all_modules
 from mmengine.config import Config
 
 from rexnet_mmdet import PRETRAINED_URLS, out_channels
+import config_models  # tests/helpers/, registered by conftest.py
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 register_all_modules()
@@ -30,19 +31,8 @@ def config_path(name: str) -> str:
     return osp.join(ROOT, 'configs', f'{name}.py')
 
 
-_MODELS = {}
-
-
 def build_random(name: str):
-    """Each config's model, built once, backbone random (tests never download the ImageNet weights)."""
-    if name not in _MODELS:
-        cfg = Config.fromfile(config_path(name))
-        cfg.model.backbone.init_cfg = None
-        torch.manual_seed(0)
-        model = MODELS.build(cfg.model)
-        model.init_weights()
-        _MODELS[name] = model
-    return _MODELS[name]
+    return config_models.build_random(config_path(name))
 
 
 def head_strides(model):
@@ -105,15 +95,7 @@ def test_config_trains_a_step_and_predicts(name):
     model = build_random(name)
     # 64x64: the smallest image every level of both detectors still covers (RetinaNet reaches stride 128).
     batch = demo_mm_inputs(batch_size=2, image_shapes=(3, 64, 64), num_items=[3, 2], num_classes=80)
-    model.train()
-    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    data = model.data_preprocessor(batch, training=True)
-    loss, _ = model.parse_losses(model(**data, mode='loss'))
-    assert torch.isfinite(loss) and loss.item() > 0
-    loss.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.bbox_head.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.backbone.parameters())
-    optim.step()
+    config_models.train_step(model, batch, model.bbox_head)
     model.eval()
     # After one step from random weights every score is near the focal-loss prior (0.01): keep them all,
     # so the boxes are decoded and put through NMS rather than filtered out before.
@@ -123,9 +105,6 @@ def test_config_trains_a_step_and_predicts(name):
     # and NMS run on real candidates.
     for reg in getattr(model.bbox_head, 'rtm_reg', []):
         reg.bias.data.fill_(1.0)
-    with torch.no_grad():
-        results = model(**model.data_preprocessor(batch, training=False), mode='predict')
-    assert len(results) == 2
-    pred = results[0].pred_instances
-    assert pred.bboxes.shape[1] == 4 and len(pred.scores) == len(pred.labels) == len(pred.bboxes) > 0
+    pred = config_models.predict(model, batch)
+    assert len(pred.bboxes) > 0
     assert math.isfinite(pred.scores.sum().item())
