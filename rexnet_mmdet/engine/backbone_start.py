@@ -1,5 +1,6 @@
-"""The policy for training a ReXNet from random weights: refuse frozen BatchNorm or frozen stages, and
-advise gradient clipping where the optimizer has none."""
+"""How a ReXNet backbone starts training: a local ImageNet file must exist before anything is built; from
+random weights, frozen BatchNorm or frozen stages are refused and gradient clipping is advised."""
+import os.path as osp
 from typing import Optional
 
 RANDOM_BACKBONE_OPTIONS = ('model.backbone.init_cfg=None model.backbone.norm_eval=False '
@@ -32,8 +33,26 @@ def random_backbone_advice(cfg) -> Optional[str]:
             f'--cfg-options {CLIP_GRAD_OPTIONS} and keep the config\'s learning-rate warm-up')
 
 
+def _check_local_weights(cfg, config_name: str) -> None:
+    # A missing local ImageNet file would otherwise stop the run only after the datasets are built.
+    backbone = (cfg.get('model') or {}).get('backbone') or {}
+    init_cfg = backbone.get('init_cfg')
+    if backbone.get('type') != 'ReXNet' or not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
+        return
+    path = str(init_cfg.get('checkpoint') or '')
+    if not path or '://' in path or osp.exists(path):
+        return
+    where = ('the official ReXNet-lite weights are Google Drive files with no direct URL: download this width\'s '
+             'file from the pretrained-models table of https://github.com/clovaai/rexnet and put it there (see '
+             'docs/weights.md)' if 'lite' in osp.basename(path) else 'put the file there')
+    raise ValueError(f'{config_name}: the backbone\'s ImageNet weights {path} do not exist (absolute path '
+                     f'{osp.abspath(path)}): {where}, or give another file with --cfg-options '
+                     f'model.backbone.init_cfg.checkpoint=PATH_OR_URL')
+
+
 def check_backbone_start(cfg, config_name: str = 'the config') -> None:
-    """Refuse to train a ReXNet from random weights with frozen BatchNorm or frozen stages.
+    """Refuse to start a ReXNet whose local ImageNet file is missing, and one from random weights with
+    frozen BatchNorm or frozen stages.
 
     Frozen BatchNorm keeps its initial statistics (mean 0, variance 1) and so normalises
     nothing: on random weights the activations shrink layer by layer to denormal floats (a CPU
@@ -41,6 +60,7 @@ def check_backbone_start(cfg, config_name: str = 'the config') -> None:
     The R-CNN configs freeze BN for ImageNet weights; with ``init_cfg=None`` and no
     ``load_from`` / resume, that is refused with the options that train a random backbone.
     """
+    _check_local_weights(cfg, config_name)
     if not _random_rexnet(cfg):
         return
     backbone = cfg['model']['backbone']

@@ -1,38 +1,38 @@
-"""Training a ReXNet from random weights: gradient clipping is advised where the optimizer has none."""
+"""A local ImageNet file named by a ReXNet's init_cfg must exist before anything is built."""
 import os.path as osp
 
-from mmengine.config import Config
+import pytest
 
-from rexnet_mmdet.engine.backbone_start import CLIP_GRAD_OPTIONS, random_backbone_advice
-from rexnet_mmdet.utils.build import PROJECT_ROOT
+from rexnet_mmdet.engine import check_backbone_start
+from rexnet_mmdet.utils.build import CONFIG_DIR, load_config
 
-
-def _cfg(init_cfg, clip_grad=None, **extra) -> Config:
-    optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.01))
-    if clip_grad is not None:
-        optim_wrapper['clip_grad'] = clip_grad
-    return Config(dict(model=dict(backbone=dict(type='ReXNet', init_cfg=init_cfg)), optim_wrapper=optim_wrapper,
-                       **extra))
+LITE = osp.join(CONFIG_DIR, 'ssdlite_rexnet_lite_x1.0.py')
 
 
-def test_random_backbone_without_clipping_gets_the_options_that_add_it():
-    advice = random_backbone_advice(_cfg(None))
-    assert advice is not None and CLIP_GRAD_OPTIONS in advice and 'nan' in advice
-    # The options it names add clipping, and then there is nothing to say.
-    cfg = _cfg(None)
-    cfg.merge_from_dict({k: float(v) if k.endswith('max_norm') else int(v)
-                         for k, v in (o.split('=') for o in CLIP_GRAD_OPTIONS.split())})
-    assert cfg.optim_wrapper.clip_grad == dict(max_norm=35.0, norm_type=2)
-    assert random_backbone_advice(cfg) is None
+def test_missing_lite_file_names_the_manual_download(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config's checkpoints/rexnet_lite_1.0.pth is relative: absent here
+    cfg = load_config(LITE)
+    with pytest.raises(ValueError) as info:
+        check_backbone_start(cfg, 'lite.py')
+    message = str(info.value)
+    assert 'checkpoints/rexnet_lite_1.0.pth do not exist' in message and 'github.com/clovaai/rexnet' in message
+    assert 'model.backbone.init_cfg.checkpoint=PATH_OR_URL' in message and '\n' not in message
 
 
-def test_pretrained_or_loaded_backbones_get_no_advice():
-    assert random_backbone_advice(_cfg(dict(type='Pretrained', checkpoint='x.pth'))) is None
-    assert random_backbone_advice(_cfg(None, load_from='run/iter_10.pth')) is None
-    assert random_backbone_advice(Config(dict(model=dict(backbone=dict(type='ResNet', init_cfg=None)),
-                                              optim_wrapper=dict(optimizer=dict(type='SGD'))))) is None
+def test_a_local_file_that_exists_and_a_url_pass(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(LITE)
+    (tmp_path / 'checkpoints').mkdir()
+    (tmp_path / 'checkpoints' / 'rexnet_lite_1.0.pth').write_bytes(b'')
+    check_backbone_start(cfg)
+    cfg.model.backbone.init_cfg.checkpoint = 'https://example.invalid/rexnet_lite_1.0.pth'
+    (tmp_path / 'checkpoints' / 'rexnet_lite_1.0.pth').unlink()
+    check_backbone_start(cfg)  # URLs are fetched (and checked) by the loader, not here
 
 
-def test_demo_configs_clip_already():
-    cfg = Config.fromfile(osp.join(PROJECT_ROOT, 'configs', 'demo', 'mask_rcnn_rexnet_x1.0_fpn_shapes.py'))
-    assert random_backbone_advice(cfg) is None
+def test_any_missing_local_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x1.0_fpn.py'))
+    cfg.model.backbone.init_cfg.checkpoint = 'weights/mine.pth'
+    with pytest.raises(ValueError, match=r'weights/mine.pth do not exist .*put the file there'):
+        check_backbone_start(cfg)
