@@ -56,17 +56,9 @@ def test_fold_counts_every_norm(family, se):
     assert fold_batchnorm(model) == norms == 1 + 2 + 15 * 3 + se + 1  # stem, block 0, blocks 1-15, SE, final
 
 
-FAMILIES = {'v1': dict(widen_factor=1.3), 'lite': dict(arch='lite', widen_factor=1.3),
-            'R': dict(widen_factor=1.3, channel_divisor=8)}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('device', DEVICES)
-@pytest.mark.parametrize('channels_last', [True, False])
-@pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4, 5, 6), (1, 2, 3, 5)])
-@pytest.mark.parametrize('family', FAMILIES)
-def test_optimized_backbone_matches_eager(channels_last, out_indices, family, device, no_tf32):
-    model = ReXNet(out_indices=out_indices, **FAMILIES[family]).eval()
+def test_optimized_detector_predicts_the_same(device, no_tf32):
     from mmdet.registry import MODELS
     from mmdet.structures import DetDataSample
     from mmdet.utils import register_all_modules
