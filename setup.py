@@ -18,7 +18,7 @@ setup(
         'Documentation: README.md and docs/ in the source repository.'),
     long_description_content_type='text/plain',
     packages=find_packages(include=['rexnet_mmdet', 'rexnet_mmdet.*']),
-    python_requires='>=3.9',
+    python_requires='>=3.8',
     install_requires=[TORCH_REQUIREMENT, 'mmcv>=2.0.0rc4,<2.2.0', 'mmengine>=0.7.1,<1.0.0', 'mmdet>=3.0.0,<3.4.0'],
     extras_require={'tests': ['pytest', 'pycocotools'],
                     'tools': ['matplotlib', 'safetensors', 'onnx', 'onnxruntime', 'openvino']},
