@@ -1,10 +1,11 @@
-import re
+import os.path as osp
+import runpy
 
 from setuptools import find_packages, setup
 
-# The supported torch range has one home, in the package (read here without importing it).
-with open('rexnet_mmdet/utils/torch_version.py', encoding='utf-8') as f:
-    TORCH_REQUIREMENT = re.search(r"^TORCH_REQUIREMENT = '([^']+)'", f.read(), re.M).group(1)
+# The supported ranges have one home, in the package; that module needs only the standard library, so it is
+# run here without importing the package (whose import checks the environment).
+ENVIRONMENT = runpy.run_path(osp.join(osp.dirname(osp.abspath(__file__)), 'rexnet_mmdet', 'utils', 'environment.py'))
 
 setup(
     name='rexnet_mmdet',
@@ -18,8 +19,8 @@ setup(
         'Documentation: README.md and docs/ in the source repository.'),
     long_description_content_type='text/plain',
     packages=find_packages(include=['rexnet_mmdet', 'rexnet_mmdet.*']),
-    python_requires='>=3.8',
-    install_requires=[TORCH_REQUIREMENT, 'mmcv>=2.0.0rc4,<2.2.0', 'mmengine>=0.7.1,<1.0.0', 'mmdet>=3.0.0,<3.4.0'],
+    python_requires=ENVIRONMENT['PYTHON_REQUIRES'],
+    install_requires=ENVIRONMENT['INSTALL_REQUIRES'],
     extras_require={'tests': ['pytest', 'pycocotools'],
                     'tools': ['matplotlib', 'safetensors', 'onnx', 'onnxruntime', 'openvino']},
     license='Apache-2.0',

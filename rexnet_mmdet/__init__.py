@@ -11,9 +11,9 @@ What a config or a script needs is importable from here::
 """
 __version__ = '0.1.0'
 
-from .utils.torch_version import check_torch_version  # noqa: E402
+from .utils.environment import check_environment  # noqa: E402
 
-check_torch_version()  # before anything reads a checkpoint
+check_environment()  # one line, before torch, mmcv or mmdet is imported, where any is outside the range
 
 from . import models  # noqa: F401,E402  (registers the backbone and the SSDLite head)
 # The built-in dataset, the training-curves hook and safe loading of training checkpoints.

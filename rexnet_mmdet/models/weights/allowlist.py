@@ -15,13 +15,13 @@ from mmengine.logging import HistoryBuffer
 
 
 # ----------------------------------------------------------------------------- allowlist
-class _Refused(Exception):
-    """Raised inside the unpickler by the allowlist's rebuilders; becomes UnsafeCheckpointError."""
+class Refused(Exception):
+    """Raised inside the unpickler by the allowlist's rebuilders; the safe loader turns it into UnsafeCheckpointError."""
 
 
 _STATISTICS_METHODS = ('min', 'max', 'current', 'mean')
 #: The methods a pickled HistoryBuffer refers to by name, read once, here, from the class itself.
-_HISTORY_BUFFER_METHODS: Dict[str, Callable] = {name: getattr(HistoryBuffer, name) for name in _STATISTICS_METHODS}
+HISTORY_BUFFER_METHODS: Dict[str, Callable] = {name: getattr(HistoryBuffer, name) for name in _STATISTICS_METHODS}
 #: numpy type codes a pickled numeric or bool dtype is made from ('f8', 'i8', 'b1' ...).
 _NUMPY_TYPE_CODE = re.compile(r'^(b1|[iu][1248]|f[248]|c(8|16))$')
 
@@ -45,7 +45,7 @@ class _DTypeState:
         # numeric dtypes allowed here only the byte order varies.
         if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3
                 and state[1] in ('<', '>', '|', '=') and state[2:] == (None, None, None, -1, -1, 0)):
-            raise _Refused(f'a numpy dtype with state {state!r:.80} (only plain numeric and bool dtypes are allowed)')
+            raise Refused(f'a numpy dtype with state {state!r:.80} (only plain numeric and bool dtypes are allowed)')
         self.byteorder = state[1]
 
     def dtype(self) -> np.dtype:
@@ -61,16 +61,16 @@ class _ArrayState:
                 and isinstance(state[1], tuple) and all(type(n) is int and n >= 0 for n in state[1])
                 and isinstance(state[2], _DTypeState) and isinstance(state[3], bool)
                 and isinstance(state[4], (bytes, bytearray))):
-            raise _Refused('a numpy array whose state is not (1, shape, numeric dtype, fortran flag, bytes)')
+            raise Refused('a numpy array whose state is not (1, shape, numeric dtype, fortran flag, bytes)')
         self.state = state
 
     def array(self) -> np.ndarray:
         if not hasattr(self, 'state'):
-            raise _Refused('a numpy array without data')
+            raise Refused('a numpy array without data')
         _, shape, dtype_state, fortran, data = self.state
         dtype = dtype_state.dtype()
         if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
-            raise _Refused(f'a numpy array of shape {shape} whose data has {len(data)} bytes')
+            raise Refused(f'a numpy array of shape {shape} whose data has {len(data)} bytes')
         return np.frombuffer(bytes(data), dtype=dtype).reshape(shape, order='F' if fortran else 'C').copy()
 
 
@@ -83,31 +83,31 @@ _NDARRAY = _NdarrayType()
 
 def _numpy_dtype(code, align=False, copy=False) -> _DTypeState:
     if not (isinstance(code, str) and _NUMPY_TYPE_CODE.match(code) and align is False and isinstance(copy, bool)):
-        raise _Refused(f'numpy.dtype({code!r:.40}): only numeric and bool dtypes are allowed')
+        raise Refused(f'numpy.dtype({code!r:.40}): only numeric and bool dtypes are allowed')
     return _DTypeState(code)
 
 
 def _numpy_reconstruct(subtype, shape, typecode) -> _ArrayState:
     if subtype is not _NDARRAY:
-        raise _Refused('numpy _reconstruct of something other than a plain numpy.ndarray')
+        raise Refused('numpy _reconstruct of something other than a plain numpy.ndarray')
     return _ArrayState()
 
 
 def _numpy_scalar(dtype_state, data=None):
     if not isinstance(dtype_state, _DTypeState) or not isinstance(data, bytes):
-        raise _Refused('a numpy scalar that is not a numeric or bool value')
+        raise Refused('a numpy scalar that is not a numeric or bool value')
     dtype = dtype_state.dtype()
     if len(data) != dtype.itemsize:
-        raise _Refused(f'a numpy {dtype} scalar with {len(data)} bytes of data')
+        raise Refused(f'a numpy {dtype} scalar with {len(data)} bytes of data')
     return np.frombuffer(data, dtype=dtype)[0].copy()
 
 
 def _history_buffer_getattr(owner, name):
     """``builtins.getattr`` in a file: only ``HistoryBuffer.min/max/current/mean``."""
-    if owner is _HistoryBufferState and isinstance(name, str) and name in _HISTORY_BUFFER_METHODS:
-        return _HISTORY_BUFFER_METHODS[name]
+    if owner is _HistoryBufferState and isinstance(name, str) and name in HISTORY_BUFFER_METHODS:
+        return HISTORY_BUFFER_METHODS[name]
     owner_name = 'HistoryBuffer' if owner is _HistoryBufferState else getattr(owner, '__name__', type(owner).__name__)
-    raise _Refused(f'getattr({owner_name}, {name!r:.40}); only the '
+    raise Refused(f'getattr({owner_name}, {name!r:.40}); only the '
                    f'statistics methods of mmengine HistoryBuffer ({", ".join(_STATISTICS_METHODS)}) may be looked up')
 
 
@@ -130,11 +130,11 @@ CHECKPOINT_GLOBALS: Tuple[Tuple[Any, str], ...] = tuple(
 #: The allowed names, for messages and checks.
 CHECKPOINT_GLOBAL_NAMES = frozenset(name for _, name in CHECKPOINT_GLOBALS if '\n' not in name)
 
-_LOAD_LOCK = threading.RLock()
+LOAD_LOCK = threading.RLock()
 
 
 # ----------------------------------------------------------------------------- after unpickling
-def _materialize(obj: Any) -> Any:
+def materialize(obj: Any) -> Any:
     """Replace the stand-ins in ``obj`` by real numpy objects and HistoryBuffers (checked)."""
     memo: Dict[int, Any] = {}
     found_buffer = []
@@ -187,22 +187,22 @@ def _history_buffer(stand_in: _HistoryBufferState, visit) -> HistoryBuffer:
     state = getattr(stand_in, 'state', None)
     if not isinstance(state, dict) or not set(state) <= {'max_length', '_log_history', '_count_history',
                                                          'statistics_methods'}:
-        raise _Refused('a HistoryBuffer with unexpected state (expected max_length, _log_history, '
+        raise Refused('a HistoryBuffer with unexpected state (expected max_length, _log_history, '
                        '_count_history, statistics_methods)')
     methods = state.get('statistics_methods', {})
     # The pickled methods are the class-level ones of the writing process: only mmengine's own
     # four can be named (see _history_buffer_getattr); they are checked, never registered.
-    if not isinstance(methods, dict) or any(_HISTORY_BUFFER_METHODS.get(k) is not v for k, v in methods.items()):
-        raise _Refused('a HistoryBuffer whose statistics methods are not mmengine\'s min/max/current/mean')
+    if not isinstance(methods, dict) or any(HISTORY_BUFFER_METHODS.get(k) is not v for k, v in methods.items()):
+        raise Refused('a HistoryBuffer whose statistics methods are not mmengine\'s min/max/current/mean')
     buffer = HistoryBuffer.__new__(HistoryBuffer)
     max_length = state.get('max_length', 1000000)
     if type(max_length) is not int or max_length < 1:
-        raise _Refused(f'a HistoryBuffer with max_length {max_length!r:.40}')
+        raise Refused(f'a HistoryBuffer with max_length {max_length!r:.40}')
     buffer.max_length = max_length
     for name in ('_log_history', '_count_history'):
         value = visit(state.get(name, _empty_history()))
         if not isinstance(value, np.ndarray) or value.ndim != 1:
-            raise _Refused(f'a HistoryBuffer whose {name} is not a 1-d numeric array')
+            raise Refused(f'a HistoryBuffer whose {name} is not a 1-d numeric array')
         setattr(buffer, name, value)
     return buffer
 
@@ -211,4 +211,4 @@ def _empty_history() -> np.ndarray:
     return np.array([])
 
 
-__all__ = ['CHECKPOINT_GLOBALS', 'CHECKPOINT_GLOBAL_NAMES']
+__all__ = ['CHECKPOINT_GLOBALS', 'CHECKPOINT_GLOBAL_NAMES', 'HISTORY_BUFFER_METHODS', 'LOAD_LOCK', 'Refused', 'materialize']

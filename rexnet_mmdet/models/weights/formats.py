@@ -28,8 +28,7 @@ from ..channels import (PUBLISHED_LITE_WIDTHS, PUBLISHED_WIDTHS, BlockSetting, b
                         family_block_channels, family_name, final_channels, linear_block_channels,
                         stem_channels)
 from ..width_names import format_width
-from .safe_load import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError, CorruptCheckpointError,
-                        is_url, load_checkpoint, one_line)
+from .safe_load import CheckpointError, CheckpointMismatchError, load_checkpoint
 
 FORMATS = ('official', 'timm', 'rexnet_mmdet')
 OWN_FORMAT_TAG = 'rexnet_mmdet.backbone'
@@ -99,26 +98,9 @@ def read_state_dict(path_or_url: str) -> Dict[str, torch.Tensor]:
 
     Reading goes through :func:`.safe_load.load_checkpoint` (the allowlist of a training checkpoint:
     a detector checkpoint written by ``tools/train.py`` is accepted, its ``backbone.*`` weights are
-    what :func:`to_own_format` takes). ``.safetensors`` files are read with safetensors.
+    what :func:`to_own_format` takes); ``.safetensors`` files, local or downloaded, are read by safetensors.
     """
-    if str(path_or_url).endswith('.safetensors') and not is_url(path_or_url):
-        return _read_safetensors(path_or_url)
     return unwrap_state_dict(load_checkpoint(path_or_url, map_location='cpu'), str(path_or_url))
-
-
-def _read_safetensors(path: str) -> Dict[str, torch.Tensor]:
-    if not osp.isfile(path):
-        raise CheckpointNotFoundError(f'checkpoint {path} not found (absolute path {osp.abspath(path)})')
-    try:
-        from safetensors.torch import load_file
-    except ImportError:
-        raise CheckpointError('reading .safetensors needs the safetensors package: pip install safetensors') from None
-    try:
-        return load_file(path, device='cpu')
-    except Exception as e:
-        raise CorruptCheckpointError(f'could not read {path} ({osp.getsize(path)} bytes) as safetensors '
-                                     f'({one_line(e, 160)}): the file is truncated or is not a safetensors file; '
-                                     f'download it again') from None
 
 
 def unwrap_state_dict(obj, source: str = 'checkpoint') -> Dict[str, torch.Tensor]:

@@ -11,11 +11,24 @@
   and read through the URL path; ``s3://`` / ``petrel://`` are fetched with mmengine's file
   backend and read from memory; ``pavi://`` is refused (download the file instead).
 
-Every file is read by ``torch.load(weights_only=True)`` with a fixed allowlist
-(:data:`CHECKPOINT_GLOBALS`) beyond torch's tensors and plain containers: what an mmengine
-training checkpoint holds, i.e. the message hub's ``HistoryBuffer`` objects, numpy arrays and
-scalars of numeric or bool dtype, and the four statistics methods a ``HistoryBuffer`` pickles
-by name. The allowlist is built when this module is imported; nothing in a file can add to it:
+Every file is read without running code from it, by one of two readers chosen once, by what the
+installed torch offers (:data:`READER`):
+
+* ``'weights_only'`` (torch >= 2.6): ``torch.load(weights_only=True)``, torch's own restricted unpickler,
+  with a fixed allowlist (:data:`CHECKPOINT_GLOBALS`) added to torch's tensors and plain containers;
+* ``'restricted'`` (torch 2.1 to 2.5, whose weights-only allowlist cannot be extended):
+  ``torch.load(weights_only=False, pickle_module=...)`` with an unpickler that resolves every global
+  through torch's weights-only allowlist plus the same :data:`CHECKPOINT_GLOBALS`, and refuses any
+  other before it is called (:mod:`.restricted_unpickler`).
+
+Both accept the same files and refuse the same files with the same messages. ``.safetensors`` files
+(recognised by name or content) are read by the safetensors package on every torch: a format that
+holds tensors only.
+
+:data:`CHECKPOINT_GLOBALS` covers what an mmengine training checkpoint holds beyond tensors and
+containers: the message hub's ``HistoryBuffer`` objects, numpy arrays and scalars of numeric or bool
+dtype, and the four statistics methods a ``HistoryBuffer`` pickles by name. The allowlist is built when
+this module is imported; nothing in a file can add to it:
 
 * ``HistoryBuffer`` and numpy objects are rebuilt by this module from their pickled state,
   which is checked first: mmengine's ``HistoryBuffer.__setstate__`` (which merges the file's
@@ -23,11 +36,12 @@ by name. The allowlist is built when this module is imported; nothing in a file 
   is only made from a numeric or bool type code (never ``'O8'``), so no object array can appear;
 * ``getattr`` hands out exactly ``HistoryBuffer.min/max/current/mean``.
 
-The allowlist is installed in ``torch.serialization``'s safe globals only for the duration
-of the load (under a lock) and the user's own safe globals are put back exactly as they were.
-Loading leaves ``HistoryBuffer._statistics_methods`` as it was, except that mmengine's four
-default methods are ensured when a file held a ``HistoryBuffer`` (what mmengine's own
-unpickling does), so loaded buffers compute their statistics.
+With the weights-only reader the allowlist is installed in ``torch.serialization``'s safe globals only
+for the duration of the load (under a lock) and the user's own safe globals are put back exactly as they
+were; the restricted reader changes no global state. Loading leaves
+``HistoryBuffer._statistics_methods`` as it was, except that mmengine's four default methods are ensured
+when a file held a ``HistoryBuffer`` (what mmengine's own unpickling does), so loaded buffers compute
+their statistics.
 
 The allowlist and its stand-ins live in :mod:`.allowlist`.
 
@@ -39,12 +53,20 @@ import os.path as osp
 import pickle
 import re
 import warnings
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .allowlist import (_HISTORY_BUFFER_METHODS, _LOAD_LOCK, CHECKPOINT_GLOBAL_NAMES, CHECKPOINT_GLOBALS,  # noqa: F401
-                        _materialize, _Refused)
+from .allowlist import CHECKPOINT_GLOBAL_NAMES, CHECKPOINT_GLOBALS, LOAD_LOCK, Refused, materialize
+from .restricted_unpickler import RESTRICTED_PICKLE, is_torchscript_archive
+
+#: The readers, and the one this torch gets (module docstring): torch's weights-only unpickler where its
+#: allowlist can be extended (``add_safe_globals`` with ``(object, name)`` pairs, torch >= 2.6), else the
+#: restricted unpickler.
+READERS = ('weights_only', 'restricted')
+READER = ('weights_only' if all(hasattr(torch.serialization, name) for name in
+                                ('add_safe_globals', 'get_safe_globals', 'get_unsafe_globals_in_checkpoint'))
+          and tuple(int(v) for v in torch.__version__.split('.')[:2]) >= (2, 6) else 'restricted')
 
 
 # ----------------------------------------------------------------------------- errors
@@ -100,7 +122,7 @@ def _describe_content(head: bytes) -> str:
 def _unsafe_names(filename: str) -> List[str]:
     """Names of the pickled globals in ``filename`` outside torch's and this allowlist (read, not run)."""
     try:
-        with _LOAD_LOCK, _only_these_safe_globals():
+        with LOAD_LOCK, _only_these_safe_globals():
             found = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
     except Exception:  # not a zip checkpoint: the load error itself is reported instead
         return []
@@ -120,21 +142,49 @@ class _only_these_safe_globals:
         torch.serialization.add_safe_globals(self.saved)
 
 
-def _torch_load(file, map_location) -> Any:
-    with _LOAD_LOCK, _only_these_safe_globals(), warnings.catch_warnings():
+def _torch_load(file, map_location, reader: str) -> Any:
+    with LOAD_LOCK, warnings.catch_warnings():
         # torch warns about TorchScript archives and unusual pickle protocols: the errors say it.
         warnings.simplefilter('ignore', UserWarning)
-        return torch.load(file, map_location=map_location, weights_only=True)
+        if reader == 'weights_only':
+            with _only_these_safe_globals():
+                return torch.load(file, map_location=map_location, weights_only=True)
+        return torch.load(file, map_location=map_location, weights_only=False, pickle_module=RESTRICTED_PICKLE)
 
 
-def load_checkpoint_file(filename: str, map_location=None) -> Any:
+def _is_safetensors(filename: str, head: bytes) -> bool:
+    """A ``.safetensors`` name, or content that starts as one: an 8-byte header length, then ``{"``."""
+    if filename.endswith('.safetensors'):
+        return True
+    return len(head) > 10 and head[8:10] == b'{"' and 0 < int.from_bytes(head[:8], 'little') < 100_000_000
+
+
+def _read_safetensors(filename: str, size: int, map_location) -> Dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError(f'{filename} is a safetensors file, and reading it needs the safetensors package: '
+                              f'pip install safetensors') from None
+    device = map_location if isinstance(map_location, (str, torch.device)) else 'cpu'
+    try:
+        return load_file(filename, device=str(device))
+    except Exception as e:  # SafetensorError, header errors, OSError ...
+        raise CorruptCheckpointError(_corrupt_message(filename, size, e)) from None
+
+
+def load_checkpoint_file(filename: str, map_location=None, reader: Optional[str] = None) -> Any:
     """Read a local checkpoint file with the fixed allowlist; see the module docstring.
+
+    ``reader`` picks one of :data:`READERS` (default :data:`READER`, what this torch supports best).
 
     Raises:
         CheckpointNotFoundError: no such file.
         CorruptCheckpointError: empty, truncated, damaged, or not a PyTorch checkpoint.
         UnsafeCheckpointError: it holds pickled objects outside the allowlist (none of them ran).
     """
+    reader = reader or READER
+    if reader not in READERS:
+        raise ValueError(f'reader must be one of {READERS}, got {reader!r}')
     filename = osp.expanduser(str(filename))
     if not osp.exists(filename):
         raise CheckpointNotFoundError(f'checkpoint {filename} not found (absolute path {osp.abspath(filename)})')
@@ -147,29 +197,34 @@ def load_checkpoint_file(filename: str, map_location=None) -> Any:
                                      f'it, or the download interrupted? Use an earlier checkpoint or fetch it again')
     with open(filename, 'rb') as f:
         head = f.read(64)
-    is_safetensors = filename.endswith('.safetensors')
-    if not is_safetensors and not head.startswith(_ZIP_MAGIC) and head[0] != _PICKLE_PROTOCOL:
+    if _is_safetensors(filename, head):
+        return _read_safetensors(filename, size, map_location)
+    if not head.startswith(_ZIP_MAGIC) and head[0] != _PICKLE_PROTOCOL:
         raise CorruptCheckpointError(f'{filename} ({size} bytes) is not a PyTorch checkpoint: it is '
                                      f'{_describe_content(head)}')
+    if head.startswith(_ZIP_MAGIC) and is_torchscript_archive(filename):
+        raise CorruptCheckpointError(_corrupt_message(filename, size, ValueError('a TorchScript archive')))
     try:
-        obj = _torch_load(filename, map_location)
-        return _materialize(obj)
-    except _Refused as e:
+        obj = _torch_load(filename, map_location, reader)
+        return materialize(obj)
+    except Refused as e:
         raise _unsafe(filename, str(e)) from None
     except pickle.UnpicklingError as e:
         reason = _torch_reason(str(e))
-        names = _unsafe_names(filename)
-        if not names:
-            match = re.search(r'GLOBAL ([\w.]+)', reason)
-            names = [match.group(1)] if match else []
-        if names:
-            raise _unsafe(filename, f'pickled {", ".join(names)}') from None
-        if re.search(r'global|GLOBAL|reduce|build|new object|persistent', reason):
-            raise _unsafe(filename, f'pickled objects ({one_line(reason, 160)})') from None
+        if reader == 'weights_only':
+            names = _unsafe_names(filename)
+            if not names:
+                match = re.search(r'GLOBAL ([\w.]+)', reason)
+                names = [match.group(1)] if match else []
+            if names:
+                raise _unsafe(filename, f'pickled {", ".join(names)}') from None
+            if re.search(r'global|GLOBAL|reduce|build|new object|persistent', reason):
+                raise _unsafe(filename, f'pickled objects ({one_line(reason, 160)})') from None
+        # The restricted reader refuses through Refused alone: its UnpicklingErrors are damaged data.
         raise CorruptCheckpointError(_corrupt_message(filename, size, e, reason)) from None
     except RecursionError:
         raise _unsafe(filename, 'containers nested too deeply') from None
-    except Exception as e:  # torch's reader, the legacy format, safetensors: many exception types
+    except Exception as e:  # torch's reader, the legacy format: many exception types
         raise CorruptCheckpointError(_corrupt_message(filename, size, e)) from None
 
 
@@ -193,7 +248,8 @@ def _corrupt_message(filename: str, size: int, e: Exception, reason: Optional[st
         return (f'{filename} is a TorchScript archive (torch.jit.save), not a checkpoint: load it with '
                 f'torch.jit.load, or save its weights with torch.save(model.state_dict(), PATH)')
     if filename.endswith('.safetensors'):
-        return f'could not read {filename} ({size} bytes) as safetensors ({text}): the file is truncated or damaged'
+        return (f'could not read {filename} ({size} bytes) as safetensors ({text}): the file is truncated or is not '
+                f'a safetensors file; download it again')
     return (f'checkpoint {filename} ({size} bytes) is truncated or damaged ({type(e).__name__}: {text}): was the '
             f'run killed while saving it, or the download cut short? Use an earlier checkpoint or fetch it again')
 
@@ -310,5 +366,5 @@ def _load_from_object_storage(source: str, map_location=None) -> Any:
 __all__ = [
     'CheckpointError', 'CheckpointNotFoundError', 'UnsafeCheckpointError', 'CorruptCheckpointError',
     'MalformedCheckpointError', 'CheckpointMismatchError', 'CHECKPOINT_GLOBALS', 'CHECKPOINT_GLOBAL_NAMES',
-    'load_checkpoint', 'load_checkpoint_file', 'download_checkpoint', 'is_url', 'one_line'
+    'load_checkpoint', 'load_checkpoint_file', 'download_checkpoint', 'is_url', 'one_line', 'READER', 'READERS'
 ]
