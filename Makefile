@@ -1,10 +1,16 @@
-# Everything runs from .venv, created on first use by scripts/setup.sh (idempotent, seconds when warm).
+# Everything runs from a venv that scripts/setup.sh creates on first use (idempotent, seconds when warm):
+#   .venv        the main lane: Python 3 of this machine, torch 2.13 (CPU), mmcv 2.1.0 with its ops
+#   .venv-floor  the floor lane: Python 3.8, torch 2.1.2, mmcv 2.1.0 with its ops (MMDetection's own set-up)
 PY := .venv/bin/python
+PY_FLOOR := .venv-floor/bin/python
 
-.PHONY: setup test test-fast demo clean
+.PHONY: setup setup-floor test test-fast test-floor demo clean
 
 setup:
 	@bash scripts/setup.sh
+
+setup-floor:
+	@bash scripts/setup.sh --floor
 
 test: setup
 	$(PY) -m pytest tests
@@ -12,6 +18,10 @@ test: setup
 # The edit-test loop: every test not marked slow (pytest.ini); `make test` and CI run them all.
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow"
+
+# The same suite on the oldest supported stack (the versions are printed at the end of the run).
+test-floor: setup-floor
+	$(PY_FLOOR) -m pytest tests
 
 demo: setup
 	$(PY) tools/misc/demo.py

@@ -40,6 +40,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Say what the suite ran on (the floor lane and the main lane differ), after the results."""
+    from rexnet_mmdet.models.weights.safe_load import READER
+    from rexnet_mmdet.utils.environment import installed
+    found = installed()
+    terminalreporter.write_line('environment: ' + ', '.join(f'{name} {found[name]}' for name in found)
+                                + f'; checkpoint reader: {READER}')
+
+
 @pytest.fixture(scope='session')
 def tiny_runs() -> ModuleType:
     """tests/helpers/tiny_runs.py: tiny training configs and running tools in a subprocess."""

@@ -259,6 +259,12 @@ def is_url(source: str) -> bool:
     return bool(re.match(r'^https?://', str(source)))
 
 
+def hash_prefix(name: str) -> Optional[str]:
+    """The sha256 prefix a published file's name carries (``rexnetv1_100-1b4dddf4.pth``), checked on download."""
+    match = re.search(r'-([a-f0-9]{8,})\.', name)
+    return match.group(1) if match else None
+
+
 def download_checkpoint(url: str, model_dir: Optional[str] = None) -> str:
     """Download ``url`` into torch hub's cache (``$TORCH_HOME/hub/checkpoints``) once; return the path.
 
@@ -277,11 +283,9 @@ def download_checkpoint(url: str, model_dir: Optional[str] = None) -> str:
     rank, world_size = get_dist_info()
     if rank == 0 and not osp.isfile(dst):
         os.makedirs(model_dir, exist_ok=True)
-        match = re.search(r'-([a-f0-9]{8,})\.', name)  # timm-style names carry a sha256 prefix
         print(f'Downloading {url} to {dst}', flush=True)
         try:
-            torch.hub.download_url_to_file(url, dst, hash_prefix=match.group(1) if match else None,
-                                           progress=os.isatty(2))
+            torch.hub.download_url_to_file(url, dst, hash_prefix=hash_prefix(name), progress=os.isatty(2))
         except Exception as e:  # URLError, HTTPError, timeouts, hash mismatch ...
             raise CheckpointError(
                 f'could not download {url}: {one_line(e, 200)}. If this machine has no network, download the '

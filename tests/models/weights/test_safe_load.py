@@ -3,6 +3,10 @@
 Files are made here, as an attacker or a tired user would: pickled code, gadgets through the
 allowed names, numpy object arrays, and empty, text, truncated and TorchScript files; URLs are
 served by an http.server on 127.0.0.1 started by the test.
+
+Every test runs with each reader this torch has (``safe_load.READER``): torch's weights-only unpickler
+(torch >= 2.6) and the restricted unpickler (every torch; the only one below 2.6). Both must accept and
+refuse the same files with the same messages.
 """
 import copyreg
 import os
@@ -16,9 +20,20 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from rexnet_mmdet.models.weights import safe_load
+from rexnet_mmdet.models.weights import allowlist, safe_load
 from rexnet_mmdet.models.weights.safe_load import (CHECKPOINT_GLOBALS, CheckpointError, CheckpointNotFoundError,
                                                    CorruptCheckpointError, UnsafeCheckpointError, load_checkpoint)
+
+#: The readers this torch can use: the weights-only one only where it is the default (torch >= 2.6).
+READERS = [r for r in safe_load.READERS if r == 'restricted' or safe_load.READER == 'weights_only']
+has_safe_globals = pytest.mark.skipif(not hasattr(torch.serialization, 'add_safe_globals'),
+                                      reason='torch.serialization.add_safe_globals came with torch 2.4')
+
+
+@pytest.fixture(autouse=True, params=READERS)
+def reader(request, monkeypatch):
+    monkeypatch.setattr(safe_load, 'READER', request.param)
+    return request.param
 
 
 
@@ -87,12 +102,14 @@ def test_training_checkpoint_loads_with_working_history_buffers(training_checkpo
 
 
 @pytest.mark.slow
-def test_history_buffers_work_in_a_fresh_process(training_checkpoint):
+def test_history_buffers_work_in_a_fresh_process(training_checkpoint, reader):
     # A process that never made a HistoryBuffer: mmengine's class-level methods are empty until
     # one is made; a loaded buffer must still compute statistics, and nothing else is registered.
     code = f'''
 from mmengine.logging import HistoryBuffer
+from rexnet_mmdet.models.weights import safe_load
 from rexnet_mmdet.models.weights.safe_load import load_checkpoint
+safe_load.READER = {reader!r}
 assert HistoryBuffer._statistics_methods == {{}}
 buffer = load_checkpoint({training_checkpoint!r})['message_hub']['log_scalars']['train/loss']
 print(buffer.statistics('mean'), sorted(HistoryBuffer._statistics_methods))
@@ -101,6 +118,7 @@ print(buffer.statistics('mean'), sorted(HistoryBuffer._statistics_methods))
     assert out.split()[0] == str(6.5 / 3) and "['current', 'max', 'mean', 'min']" in out
 
 
+@has_safe_globals
 def test_user_safe_globals_and_statistics_methods_are_left_as_they_were(training_checkpoint, tmp_path):
     before = set(torch.serialization.get_safe_globals())
     torch.serialization.add_safe_globals([OrderedDict, _Reduces])
@@ -122,6 +140,7 @@ def test_user_safe_globals_and_statistics_methods_are_left_as_they_were(training
         torch.serialization.add_safe_globals(list(before))
 
 
+@has_safe_globals
 def test_user_safe_globals_do_not_widen_the_allowlist(tmp_path):
     # What the user allows for their own torch.load calls is not allowed in a checkpoint here.
     path = str(tmp_path / 'user_class.pth')
@@ -221,7 +240,7 @@ def test_the_allowlist_is_fixed():
     # Nothing that can run commands, import modules, open files or build arbitrary objects.
     assert not any(n.split('.')[0] in ('os', 'posix', 'subprocess', 'importlib', 'io', 'sys', 'pickle', 'copyreg')
                    for n in names)
-    assert safe_load._HISTORY_BUFFER_METHODS == {n: getattr(HistoryBuffer, n) for n in ('min', 'max', 'current', 'mean')}
+    assert allowlist.HISTORY_BUFFER_METHODS == {n: getattr(HistoryBuffer, n) for n in ('min', 'max', 'current', 'mean')}
 
 
 def _one_line_error(path, error=CheckpointError, match=None) -> str:
