@@ -2,7 +2,7 @@
 
 The backbone is exported in eval mode after :func:`~rexnet_mmdet.deploy.optimize_for_inference`
 (BatchNorm folded into the convolutions), by the TorchScript-based exporter of
-``torch.onnx.export`` (``dynamo=False``: the dynamo exporter needs ``onnxscript``). During export
+the TorchScript-based ``torch.onnx.export`` (:mod:`.torch_onnx`: the dynamo exporter needs ``onnxscript``). During export
 the blocks' partial residual is written out of place (``torch.cat``), which ONNX can express.
 
 Outputs are named after the taps (``C2``, ``C3``, ``C4``, ``C5``, ``exp16``, ``final_conv``,

@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from .backends import ONNX_OPSET, RUNTIMES, check_backend
 from .runtimes import openvino_model, ort_session
+from .torch_onnx import export_onnx
 
 
 def export_any_backbone(backbone: nn.Module, path: str, example_hw: Tuple[int, int] = (256, 320),
@@ -48,8 +49,8 @@ def export_any_backbone(backbone: nn.Module, path: str, example_hw: Tuple[int, i
     # The input checks in forward() are traced as constants, as intended: no warning for them.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(backbone, (x,), path, input_names=['input'], output_names=names, dynamic_axes=axes,
-                          opset_version=opset, do_constant_folding=True, dynamo=False)
+        export_onnx(backbone, (x,), path, opset_version=opset, input_names=['input'], output_names=names,
+                    dynamic_axes=axes)
     return path, names
 
 

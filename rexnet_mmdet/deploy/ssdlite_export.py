@@ -20,7 +20,7 @@ resize factors ``(W / image width, H / image height)``. Outputs: ``boxes`` ``(N,
 Any MMDetection detector whose head is an :class:`~mmdet.models.dense_heads.SSDHead` (softmax
 scores, ``DeltaXYWHBBoxCoder``) exports: the ReXNet SSDLite configs and MMDetection's
 MobileNetV2-SSDLite alike. The graph is written by the TorchScript-based exporter of
-``torch.onnx.export`` (``dynamo=False``); NMS is emitted by an autograd function's ``symbolic``.
+the TorchScript-based ``torch.onnx.export`` (:mod:`.torch_onnx`); NMS is emitted by an autograd function's ``symbolic``.
 """
 import copy
 import json
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from ..utils.build import dataset_classes
 from .backends import ONNX_OPSET
 from .fuse import fold_batchnorm
+from .torch_onnx import export_onnx
 
 WH_RATIO_CLIP = 16 / 1000
 INPUT_NAMES = ('input', 'scale_factor')
@@ -259,10 +260,8 @@ def export_ssdlite(detector: nn.Module, path: str, input_size: Tuple[int, int] =
         # The tracer warns about every Python-level shape decision (fixed input size) and about the
         # PyTorch NMS inside _NonMaxSuppression, whose result the graph does not use.
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(wrapper, (x, scale), path, input_names=list(INPUT_NAMES),
-                          output_names=list(OUTPUT_NAMES),
-                          dynamic_axes={name: {0: 'detections'} for name in OUTPUT_NAMES},
-                          opset_version=opset, do_constant_folding=True, dynamo=False)
+        export_onnx(wrapper, (x, scale), path, opset_version=opset, input_names=list(INPUT_NAMES),
+                    output_names=list(OUTPUT_NAMES), dynamic_axes={name: {0: 'detections'} for name in OUTPUT_NAMES})
     import onnx
     model = onnx.load(path)
     for key, value in preprocessing(detector, wrapper.input_size).items():

@@ -20,6 +20,7 @@ import onnx  # noqa: E402
 
 from rexnet_mmdet.deploy import runtimes, ssdlite_export  # noqa: E402
 from rexnet_mmdet.deploy.backends import ONNX_OPSET  # noqa: E402
+from rexnet_mmdet.deploy.torch_onnx import export_onnx  # noqa: E402
 
 # A detector trained and exported once for the module: for make test, not make test-fast.
 pytestmark = pytest.mark.slow
@@ -277,8 +278,8 @@ def test_nms_matches_onnx_runtime_per_class_with_cap(tmp_path):
     scores = torch.rand(1, 3, 60, generator=g)
     scores[0, 1, :10] = 0.2  # exactly at the threshold: not candidates
     path = str(tmp_path / 'nms.onnx')
-    torch.onnx.export(Nms(), (boxes, scores), path, input_names=['boxes', 'scores'], output_names=['selected'],
-                      dynamic_axes={'selected': {0: 'n'}}, opset_version=ONNX_OPSET, dynamo=False)
+    export_onnx(Nms(), (boxes, scores), path, input_names=['boxes', 'scores'], output_names=['selected'],
+                dynamic_axes={'selected': {0: 'n'}}, opset_version=ONNX_OPSET)
     got = ort.InferenceSession(path, providers=['CPUExecutionProvider']).run(
         None, {'boxes': boxes.numpy(), 'scores': scores.numpy()})[0]
     expected = Nms()(boxes, scores).numpy()
