@@ -335,3 +335,15 @@ def test_open_mmlab_names_go_through_the_url_path(http_root, monkeypatch, traini
     monkeypatch.setattr(mc, 'get_external_models', lambda: {'evil': f'{base}/evil_model.pth'})
     with pytest.raises(UnsafeCheckpointError):
         load_checkpoint('openmmlab://evil')
+
+
+def test_the_restricted_reader_turns_only_text_into_latin1_bytes(tmp_path, reader):
+    # Protocol 2 spells bytes as _codecs.encode(text, 'latin1'): that loads; other uses of it do not.
+    import codecs
+    path = str(tmp_path / 'bytes.pth')
+    torch.save({'b': b'\x00\xffdata'}, path)
+    assert load_checkpoint(path)['b'] == b'\x00\xffdata'
+    torch.save({'b': _Reduces(codecs.encode, 'text', 'rot13')}, path)
+    if reader == 'restricted':
+        with pytest.raises(UnsafeCheckpointError, match='_codecs.encode'):
+            load_checkpoint(path)
