@@ -32,10 +32,26 @@ def add_common_arguments(parser) -> None:
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
 
 
+def dict_literal_option_message(cfg_options: Optional[dict]) -> Optional[str]:
+    """The one-line error for a ``--cfg-options`` value written as a dict (``KEY=dict(...)`` or
+    ``KEY={...}``), which mmengine keeps as a string and then refuses with a bare AssertionError."""
+    for key, value in (cfg_options or {}).items():
+        text = value.strip() if isinstance(value, str) else ''
+        if text.startswith(('dict(', '{')):
+            example = (f'{key}.type=Pretrained {key}.checkpoint=PATH') if key.endswith('init_cfg') \
+                else f'{key}.FIELD=VALUE'
+            return (f'--cfg-options {key}={text}: a value cannot be a dict here; set its fields one by one in '
+                    f'the dotted form, e.g. {example} (a field the config lacks is added)')
+    return None
+
+
 def load_run_config(config: str, cfg_options: Optional[dict], work_dir: Optional[str], launcher: str) -> Config:
     """Read ``config``, apply ``--cfg-options`` and settle the launcher and the work dir."""
     if not osp.isfile(config):
         fail(missing_config_message(config))
+    message = dict_literal_option_message(cfg_options)
+    if message:
+        fail(message)
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
     if launcher == 'pytorch' and 'RANK' not in os.environ:
