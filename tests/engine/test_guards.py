@@ -21,7 +21,7 @@ DEFORMABLE_DETR = 'mmdet::deformable_detr/deformable-detr_r50_16xb2-50e_coco.py'
 #: Deformable DETR's ResNet levels (C3-C5), as its recipe has them, into a ReXNet: strides 4/8/16.
 DETR_RESNET_INDICES = "model['backbone']['out_indices'] = (1, 2, 3)\n" \
     "model['neck']['in_channels'] = out_channels(1.3, (1, 2, 3))\n" \
-    "model['encoder']['num_layers'] = model['decoder']['num_layers'] = 1\n"
+    "model.update(encoder=dict(num_layers=1), decoder=dict(num_layers=1))\n"
 
 
 @pytest.fixture(scope='module')
@@ -108,7 +108,7 @@ def test_caffe_normalisation_with_imagenet_weights_warns(tmp_path, tiny_runs, im
     advice = input_normalisation_advice(model)
     assert advice.startswith(f'the backbone starts from ImageNet weights ({imagenet_file}), which expect RGB images '
                              'normalised with mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], but the '
-                             'data_preprocessor gives mean=[102.98, 115.946, 122.772], std=[1.0, 1.0, 1.0], '
+                             'data_preprocessor gives mean=[102.98, 115.947, 122.772], std=[1.0, 1.0, 1.0], '
                              'bgr_to_rgb=False')
     assert "model.data_preprocessor.bgr_to_rgb=True" in advice and '\n' not in advice
     # A random start has nothing to match.
