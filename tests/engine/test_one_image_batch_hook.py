@@ -88,6 +88,7 @@ def test_two_image_batches_are_bitwise_unchanged(tmp_path, data_root, tiny_runs)
         assert torch.equal(value, buffers[1][name]), name
 
 
+@pytest.mark.slow
 def test_every_config_lists_the_guard_once():
     configs = sorted(glob.glob(osp.join(PROJECT_ROOT, 'configs', '*.py'))
                      + glob.glob(osp.join(PROJECT_ROOT, 'configs', 'demo', '*.py')))

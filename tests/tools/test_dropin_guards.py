@@ -35,7 +35,8 @@ def _edited_annotations(data_root: str, name: str, edit) -> str:
 def _stops(result, script: str, line: str) -> None:
     assert result.returncode != 0 and line in result.stdout, result.stdout[-3000:]
     if script == 'project':  # one line, no traceback
-        assert 'Traceback' not in result.stdout and f'error: {line}' in result.stdout, result.stdout[-3000:]
+        errors = [text for text in result.stdout.splitlines() if text.startswith('error: ')]
+        assert 'Traceback' not in result.stdout and len(errors) == 1 and line in errors[0], result.stdout[-3000:]
     assert 'Iter(train) [1/' not in result.stdout
 
 
