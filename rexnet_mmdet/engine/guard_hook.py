@@ -102,14 +102,18 @@ class ReXNetGuardHook(Hook):
 
 
 def add_guard(cfg, check_data: Optional[bool] = None) -> None:
-    """Make ``cfg`` run :class:`ReXNetGuardHook` (``default_hooks.rexnet_guard``) unless it does already or
-    turned it off (``rexnet_guard=None``); ``check_data`` sets its ``check_data`` where given."""
+    """Make ``cfg`` run :class:`ReXNetGuardHook` (``default_hooks.rexnet_guard``) unless it does already;
+    ``check_data`` sets its ``check_data`` where given. ``rexnet_guard=None`` (e.g. from ``--cfg-options``)
+    turns it off: the entry is removed, since mmengine accepts None only for its own default hooks."""
     hooks = cfg.get('default_hooks')
     if hooks is None:
         cfg.default_hooks = hooks = dict()
+    if HOOK_KEY in hooks and hooks[HOOK_KEY] is None:
+        hooks.pop(HOOK_KEY)
+        return
     if HOOK_KEY not in hooks:
         hooks[HOOK_KEY] = dict(type=HOOK_TYPE)
-    if hooks[HOOK_KEY] is not None and check_data is not None:
+    if check_data is not None:
         hooks[HOOK_KEY]['check_data'] = check_data
 
 

@@ -52,7 +52,10 @@ def test_train_tool_goes_on_over_a_one_image_batch(tmp_path, data_root, tiny_run
 def _train(config: str, work_dir: str, guard: bool) -> Runner:
     cfg = Config.fromfile(config)
     cfg.work_dir = work_dir
-    cfg.default_hooks.rexnet_guard = dict(type='ReXNetGuardHook', check_data=False) if guard else None
+    if guard:
+        cfg.default_hooks.rexnet_guard = dict(type='ReXNetGuardHook', check_data=False)
+    else:
+        cfg.default_hooks.pop('rexnet_guard')
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
