@@ -65,7 +65,7 @@ class ReXNetGuardHook(Hook):
         self.one_image_batches = 0
 
     def before_run(self, runner) -> None:
-        check_neck_channels(runner.model)
+        check_neck_channels(runner.model, runner.cfg.get('model'))
         check_feature_strides(runner.model, self.detr_stride)
 
     def before_train(self, runner) -> None:

@@ -78,10 +78,25 @@ def weights_width_fix(backbone: ReXNet) -> Optional[str]:
     return 'model.backbone.init_cfg.width_transfer=True'
 
 
-def check_neck_channels(model: nn.Module) -> None:
+def _channel_options(model_cfg: Optional[dict], old: List[int], new: List[int]) -> List[str]:
+    """``--cfg-options`` entries that put ``new`` wherever the model config repeats the neck's ``old`` input
+    channels at the start of a list (SSD: the neck's ``out_channels`` and the head's ``in_channels`` too)."""
+    found = []
+    for part in ('neck', 'bbox_head'):
+        section = (model_cfg or {}).get(part)
+        for key in ('in_channels', 'out_channels') if isinstance(section, dict) else ():
+            value = _ints(section.get(key))
+            if value is not None and len(value) >= len(old) and value[:len(old)] == old:
+                found.append(f"'model.{part}.{key}={_option_list(new + value[len(old):])}'")
+    return found or [f"'model.neck.in_channels={_option_list(new)}'"]
+
+
+def check_neck_channels(model: nn.Module, model_cfg: Optional[dict] = None) -> None:
     """Refuse a ReXNet detector whose neck expects other channels than the backbone returns, or whose
     ``init_cfg`` names the published ImageNet file of another width. One line, with both lists and the
-    ``--cfg-options`` to add. Other backbones and necks that do not say their channels pass."""
+    ``--cfg-options`` to add. ``model_cfg`` (the config's ``model``) gives the neck's ``in_channels`` where the
+    built neck does not say them (``SSDNeck``), and the other lists that repeat them. Other backbones, and
+    necks whose channels neither says, pass."""
     backbone = _rexnet(model)
     if backbone is None:
         return
@@ -89,10 +104,12 @@ def check_neck_channels(model: nn.Module) -> None:
     gives = list(backbone.out_channels)
     neck = getattr(_unwrap(model), 'neck', None)
     wanted = neck_in_channels(neck) if isinstance(neck, nn.Module) else None
+    if wanted is None and isinstance((model_cfg or {}).get('neck'), dict):
+        wanted = _ints(model_cfg['neck'].get('in_channels'))
     weights = weights_width_fix(backbone)
     fix = [weights] if weights else []
     if wanted is not None and wanted != gives:
-        fix.insert(0, f"'model.neck.in_channels={_option_list(gives)}'")
+        fix = _channel_options(model_cfg, wanted, gives) + fix
         raise ChannelMismatchError(
             f'the neck ({type(neck).__name__}) expects in_channels={wanted}, but ReXNet(widen_factor={width}, '
             f'out_indices={tuple(backbone.out_indices)}) returns {gives} '

@@ -113,3 +113,20 @@ def test_caffe_normalisation_with_imagenet_weights_warns(tmp_path, tiny_runs, im
     assert "model.data_preprocessor.bgr_to_rgb=True" in advice and '\n' not in advice
     # A random start has nothing to match.
     assert input_normalisation_advice(_dropin(tmp_path, tiny_runs, base=FCOS_CAFFE)) is None
+
+
+def test_a_width_changed_on_an_ssdlite_config_names_every_list_to_change():
+    """SSDNeck does not keep its in_channels; the config has them, repeated in the neck's and head's lists."""
+    cfg = Config.fromfile(osp.join(CONFIG_DIR, 'ssdlite_rexnet_x1.0.py'))
+    cfg.merge_from_dict({'model.backbone.widen_factor': 1.3})
+    init_default_scope('mmdet')
+    with pytest.raises(ChannelMismatchError) as err:
+        check_neck_channels(MODELS.build(cfg.model), cfg.model)
+    assert str(err.value) == (
+        'the neck (SSDNeck) expects in_channels=[768, 1280], but ReXNet(widen_factor=1.3, out_indices=(4, 6)) returns '
+        "[1002, 1664] (rexnet_mmdet.out_channels(1.3, (4, 6))): add --cfg-options 'model.neck.in_channels=[1002,1664]' "
+        "'model.neck.out_channels=[1002,1664,512,256,256,128]' 'model.bbox_head.in_channels=[1002,1664,512,256,256,128]' "
+        f'model.backbone.init_cfg.checkpoint={PRETRAINED_URLS[1.3]}, or write those numbers in the config')
+    # Those options make the x1.3 config's lists.
+    x13 = Config.fromfile(osp.join(CONFIG_DIR, 'ssdlite_rexnet_x1.3.py'))
+    assert list(x13.model.neck.out_channels) == [1002, 1664, 512, 256, 256, 128] == list(x13.model.bbox_head.in_channels)
