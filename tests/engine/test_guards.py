@@ -130,3 +130,21 @@ def test_a_width_changed_on_an_ssdlite_config_names_every_list_to_change():
     # Those options make the x1.3 config's lists.
     x13 = Config.fromfile(osp.join(CONFIG_DIR, 'ssdlite_rexnet_x1.3.py'))
     assert list(x13.model.neck.out_channels) == [1002, 1664, 512, 256, 256, 128] == list(x13.model.bbox_head.in_channels)
+
+
+def test_mask2formers_pixel_decoder_strides_are_checked(tmp_path):
+    (tmp_path / 'm2f.py').write_text("_base_ = 'mmdet::mask2former/mask2former_r50_8xb2-lsj-50e_coco.py'\n")
+    cfg = Config.fromfile(str(tmp_path / 'm2f.py'))
+    init_default_scope('mmdet')
+    models = {}
+    for indices in ((1, 2, 3, 5), (0, 1, 2, 3)):  # ReXNet's C2-C5; ResNet's numbering
+        cfg.model.backbone = dict(type='ReXNet', out_indices=indices)
+        cfg.model.panoptic_head.update(in_channels=out_channels(1.0, indices))
+        cfg.model.panoptic_head.pixel_decoder.encoder.num_layers = 1
+        cfg.model.panoptic_head.transformer_decoder.num_layers = 1
+        models[indices] = MODELS.build(cfg.model)
+    assert check_feature_strides(models[(1, 2, 3, 5)])['backbone'] == [4, 8, 16, 32]
+    with pytest.raises(StrideMismatchError, match=r'^panoptic_head.pixel_decoder expects backbone output strides '
+                                                  r'\[4, 8, 16, 32\], but .* have strides \[2, 4, 8, 16\] .*use '
+                                                  r'out_indices=\(1, 2, 3, 5\)'):
+        check_feature_strides(models[(0, 1, 2, 3)])
