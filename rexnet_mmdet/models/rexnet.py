@@ -95,7 +95,6 @@ class ReXNet(BaseModule):
         norm_eval: keep every BatchNorm (incl. SyncBN and mmcv's MMSyncBN) in eval mode during training.
         with_cp: gradient checkpointing, block by block, when training; BatchNorm statistics are
             still updated once per step (the recomputation in backward leaves them alone).
-
         drop_path_rate: stochastic depth, growing linearly over the blocks up to this rate.
         block_channels: explicit output channels of the 16 blocks instead of the linear rule.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads ImageNet weights in
@@ -106,7 +105,7 @@ class ReXNet(BaseModule):
 
     A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics, since
     the squeeze-excitation BatchNorm sees one value per channel (:mod:`.one_image_batch`; said once in the
-    log): under ``ReXNetGuardHook`` every layer of the detector, without it the backbone's own layers.
+    log): under ``ReXNetGuardHook`` every BatchNorm layer of the detector, without it the backbone's own.
 
     Input: ``(N, 3, H, W)``. Output: a tuple of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` tensors,
     one per ``out_indices`` entry, with channels and strides given by :meth:`output_shape`.
