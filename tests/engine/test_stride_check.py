@@ -74,6 +74,7 @@ def test_the_hook_and_add_guard():
 
     class Runner:
         model = _build('retinanet_rexnet_x1.0_fpn.py', out_indices=(0, 1, 2, 3))
+        cfg = Config(dict(model=dict()))
 
     with pytest.raises(StrideMismatchError):
         hook.before_run(Runner())
