@@ -3,8 +3,9 @@
 # RandomFlip, frozen stem + stage 1.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
-# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
-default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
+# The drop-in guards (README "ReXNet in your own detector"): strides, channels and input normalisation
+# checked before the first step, one-image batches on running BatchNorm statistics.
+default_hooks = dict(rexnet_guard=dict(type='ReXNetGuardHook'))
 
 model = dict(
     backbone=dict(
@@ -26,6 +27,3 @@ test_pipeline = [dict(t, scale=(1200, 800)) if t.type == 'Resize' else t for t i
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-
-# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
-custom_hooks = [dict(type='OneImageBatchHook')]

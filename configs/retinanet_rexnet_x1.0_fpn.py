@@ -7,8 +7,9 @@ _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
 from rexnet_mmdet import out_channels  # noqa: E402
 
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
-# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
-default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
+# The drop-in guards (README "ReXNet in your own detector"): strides, channels and input normalisation
+# checked before the first step, one-image batches on running BatchNorm statistics.
+default_hooks = dict(rexnet_guard=dict(type='ReXNetGuardHook'))
 
 model = dict(
     backbone=dict(
@@ -26,6 +27,3 @@ model = dict(
             'v0.1-rexnet/rexnetv1_100-1b4dddf4.pth')),
     # [38, 61, 128, 185]; the inherited start_level=1 skips C2, as it does for ResNet.
     neck=dict(in_channels=out_channels(1.0, (1, 2, 3, 5))))
-
-# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
-custom_hooks = [dict(type='OneImageBatchHook')]

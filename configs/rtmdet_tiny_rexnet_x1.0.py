@@ -5,8 +5,9 @@ _base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
 from rexnet_mmdet import out_channels  # noqa: E402  (after `_base_`: an ordinary mmengine config)
 
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
-# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
-default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
+# The drop-in guards (README "ReXNet in your own detector"): strides, channels and input normalisation
+# checked before the first step, one-image batches on running BatchNorm statistics.
+default_hooks = dict(rexnet_guard=dict(type='ReXNetGuardHook'))
 
 model = dict(
     # The ReXNet ImageNet weights expect RGB images normalised with ImageNet's mean and std
@@ -24,6 +25,3 @@ model = dict(
             checkpoint='https://github.com/rwightman/pytorch-image-models/releases/download/'
             'v0.1-rexnet/rexnetv1_100-1b4dddf4.pth')),
     neck=dict(in_channels=out_channels(1.0, (2, 3, 5))))  # [61, 128, 185]
-
-# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
-custom_hooks = _base_.custom_hooks + [dict(type='OneImageBatchHook')]

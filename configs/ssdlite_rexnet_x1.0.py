@@ -6,8 +6,9 @@
 # settings" in the paper): 320x320, SGD lr 0.015 for 192 images, cosine over 120 x 5 epochs.
 _base_ = 'mmdet::ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'
 custom_imports = dict(imports=['rexnet_mmdet'], allow_failed_imports=False)
-# Stops a run whose heads expect other feature strides than the backbone gives (out_indices).
-default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
+# The drop-in guards (README "ReXNet in your own detector"): strides, channels and input normalisation
+# checked before the first step, one-image batches on running BatchNorm statistics.
+default_hooks = dict(rexnet_guard=dict(type='ReXNetGuardHook'))
 
 model = dict(
     backbone=dict(
@@ -27,6 +28,3 @@ model = dict(
         anchor_generator=dict(
             type='SSDLiteAnchorGenerator',
             ratios=[[2], [2, 3], [2, 3], [2, 3], [2, 3], [2, 3]])))
-
-# A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics.
-custom_hooks = _base_.custom_hooks + [dict(type='OneImageBatchHook')]

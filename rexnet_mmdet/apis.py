@@ -1,12 +1,14 @@
-"""A trained detector for inference, its checkpoint checked: MMDetection's ``init_detector`` that stops
-with one line when the checkpoint does not fit the model, as ``tools/test.py`` does.
+"""A trained detector for inference, its checkpoint checked: MMDetection's ``init_detector`` and
+``DetInferencer``, with the same arguments in the same order, that stop with one line when the checkpoint
+does not fit the model, as ``tools/test.py`` does.
 
-``mmdet.apis.init_detector`` loads whatever part of a checkpoint matches the model by name and shape,
-logs the rest and returns a model that detects nothing (an ImageNet backbone file, or a x0.9
-detector for the x1.0 config). Either use :func:`init_detector` from here::
+``mmdet.apis.init_detector`` and ``mmdet.apis.DetInferencer`` load whatever part of a checkpoint matches the
+model by name and shape, log the rest and return a model that detects nothing (an ImageNet backbone file,
+or a x1.3 detector for the x1.0 config). Use them from here instead::
 
-    from rexnet_mmdet.apis import init_detector
-    model = init_detector('configs/ssdlite_rexnet_x1.0.py', 'work_dirs/ssdlite/epoch_600.pth')
+    from rexnet_mmdet.apis import DetInferencer, init_detector
+    model = init_detector('configs/ssdlite_rexnet_x1.0.py', 'work_dirs/ssdlite/epoch_600.pth', device='cpu')
+    inferencer = DetInferencer('configs/ssdlite_rexnet_x1.0.py', 'work_dirs/ssdlite/epoch_600.pth', device='cpu')
 
 or check a model already built with :func:`check_checkpoint_fits`::
 
@@ -17,6 +19,8 @@ import warnings
 from typing import Any, Optional, Sequence, Union
 
 import torch.nn as nn
+
+from mmdet.apis import DetInferencer as _MMDetInferencer
 
 from .engine import check_training_checkpoint, check_weights_fit, load_checkpoint
 from .utils.build import dataset_classes, load_config
@@ -54,17 +58,19 @@ def _saved_dataset_meta(checkpoint: Any) -> dict:
     return saved
 
 
-def init_detector(config, checkpoint: str, device: str = 'cpu', cfg_options: Optional[dict] = None,
-                  palette: Union[str, Sequence] = 'none', min_fit: float = 1.0) -> nn.Module:
-    """``mmdet.apis.init_detector`` with the checkpoint checked before any weight is loaded.
+def init_detector(config, checkpoint: Optional[str] = None, palette: Union[str, Sequence] = 'none',
+                  device: str = 'cuda:0', cfg_options: Optional[dict] = None, *, min_fit: float = 1.0) -> nn.Module:
+    """``mmdet.apis.init_detector`` (same arguments, same order) with the checkpoint checked before any weight
+    is loaded.
 
     Args:
         config: a config file, a package config (``'mmdet::ssd/...py'``) or an ``mmengine.Config``.
-        checkpoint: the trained checkpoint: a path or URL (read weights-only).
+        checkpoint: the trained checkpoint: a path or URL (read weights-only); None builds the detector
+            without loading one (its weights are then the config's initialisation).
+        palette: as in ``mmdet.apis.init_detector``.
         device: where the model is put (``'cpu'``, ``'cuda:0'``).
         cfg_options: config entries to override, as ``--cfg-options`` gives them.
-        palette: as in ``mmdet.apis.init_detector``.
-        min_fit: the share of the model's weights the checkpoint must provide (default 1.0: all).
+        min_fit: keyword only: the share of the model's weights the checkpoint must provide (default 1.0: all).
 
     Returns the detector in eval mode, with ``model.cfg`` and ``model.dataset_meta`` set. The class
     names come from the checkpoint's meta, else from the config's test dataset (mmdet would
@@ -74,19 +80,22 @@ def init_detector(config, checkpoint: str, device: str = 'cpu', cfg_options: Opt
     from mmengine.runner import load_state_dict
 
     cfg = load_config(config) if isinstance(config, str) else config
-    loaded = load_checkpoint(checkpoint, map_location='cpu')
-    check_training_checkpoint(loaded, checkpoint)
+    loaded = None
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint, map_location='cpu')
+        check_training_checkpoint(loaded, checkpoint)
     with warnings.catch_warnings(record=True):
         # "checkpoint is None, use COCO classes by default" (mmdet resets the filters): the classes are set below.
         model = mmdet_init_detector(cfg, None, palette=palette, device='cpu', cfg_options=cfg_options)
-    check_weights_fit(model, loaded, checkpoint, min_fit)
-    state = loaded.get('state_dict', loaded)
-    if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
-    load_state_dict(model, state, strict=False)
+    if loaded is not None:
+        check_weights_fit(model, loaded, checkpoint, min_fit)
+        state = loaded.get('state_dict', loaded)
+        if state and all(k.startswith('module.') for k in state):
+            state = {k[len('module.'):]: v for k, v in state.items()}
+        load_state_dict(model, state, strict=False)
 
     chosen_palette = model.dataset_meta.get('palette')
-    meta = _saved_dataset_meta(loaded)
+    meta = _saved_dataset_meta(loaded) if loaded is not None else {}
     if 'classes' not in meta:
         classes = dataset_classes(model.cfg)
         if classes:
@@ -98,4 +107,25 @@ def init_detector(config, checkpoint: str, device: str = 'cpu', cfg_options: Opt
     return model.to(device).eval()
 
 
-__all__ = ['init_detector', 'check_checkpoint_fits']
+class DetInferencer(_MMDetInferencer):
+    """``mmdet.apis.DetInferencer`` (same arguments, same order) that refuses weights that do not fit the
+    model, with one line, before any is loaded, as :func:`init_detector` does.
+
+    ``min_fit`` (keyword only): the share of the model's weights the checkpoint must provide (default 1.0).
+    Everything else, calling it included, is MMDetection's.
+    """
+
+    def __init__(self, model=None, weights: Optional[str] = None, device: Optional[str] = None, scope='mmdet',
+                 palette: str = 'none', show_progress: bool = True, *, min_fit: float = 1.0) -> None:
+        self._source = weights if isinstance(weights, str) else 'the checkpoint'
+        self._min_fit = min_fit
+        super().__init__(model, weights, device, scope, palette, show_progress)
+
+    def _load_weights_to_model(self, model: nn.Module, checkpoint: Optional[dict], cfg) -> None:
+        if checkpoint is not None:
+            check_training_checkpoint(checkpoint, self._source)
+            check_weights_fit(model, checkpoint, self._source, self._min_fit)
+        super()._load_weights_to_model(model, checkpoint, cfg)
+
+
+__all__ = ['init_detector', 'DetInferencer', 'check_checkpoint_fits']

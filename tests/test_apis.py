@@ -1,12 +1,13 @@
 """rexnet_mmdet.apis: loading a trained detector refuses a checkpoint that does not fit the model,
 before a weight is loaded; the class names come from the checkpoint, else from the config."""
+import inspect
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
 
-from rexnet_mmdet.apis import check_checkpoint_fits, init_detector
+from rexnet_mmdet.apis import DetInferencer, check_checkpoint_fits, init_detector
 from rexnet_mmdet.datasets.synthetic import SHAPE_CLASSES
 from rexnet_mmdet.engine import CheckpointMismatchError
 from rexnet_mmdet.utils.build import CONFIG_DIR, build_detector
@@ -45,7 +46,7 @@ def _elsewhere(tmp_path, monkeypatch):
 
 def test_a_fitting_checkpoint_loads_with_its_class_names(checkpoints, tmp_path):
     model, paths = checkpoints
-    loaded = init_detector(CONFIG, paths['with_meta'])
+    loaded = init_detector(CONFIG, paths['with_meta'], device='cpu')
     assert not loaded.training and loaded.cfg.model.backbone.widen_factor == 0.9
     expected = model.state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
@@ -55,19 +56,19 @@ def test_a_fitting_checkpoint_loads_with_its_class_names(checkpoints, tmp_path):
 
 def test_without_class_names_the_configs_classes_are_used(checkpoints):
     # mmdet.apis.init_detector would name the 4 outputs after COCO's first 4 classes.
-    loaded = init_detector(CONFIG, checkpoints[1]['bare'])
+    loaded = init_detector(CONFIG, checkpoints[1]['bare'], device='cpu')
     assert list(loaded.dataset_meta['classes']) == list(SHAPE_CLASSES)
 
 
 def test_a_backbone_file_fits_none_of_the_detector(official_checkpoints):
     with pytest.raises(CheckpointMismatchError, match=r'fits none of the model\'s \d+ weights'):
-        init_detector(CONFIG, official_checkpoints['0.9'])
+        init_detector(CONFIG, official_checkpoints['0.9'], device='cpu')
 
 
 def test_another_widths_detector_is_refused_before_loading(checkpoints):
     with pytest.raises(CheckpointMismatchError, match=r'fits only \d+ of the model\'s \d+ weights .* of another '
                                                       r'shape, e.g. backbone\.'):
-        init_detector(CONFIG, checkpoints[1]['wider'])
+        init_detector(CONFIG, checkpoints[1]['wider'], device='cpu')
 
 
 def test_check_checkpoint_fits_a_model_built_by_mmdet(checkpoints, official_checkpoints):
@@ -82,3 +83,37 @@ def test_check_checkpoint_fits_a_model_built_by_mmdet(checkpoints, official_chec
     assert check_checkpoint_fits(model, torch.load(paths['with_meta'], weights_only=True)) == 1.0
     with pytest.raises(CheckpointMismatchError, match='fits none'):
         check_checkpoint_fits(model, official_checkpoints['1.0'])
+
+
+def test_init_detector_takes_mmdets_arguments_in_mmdets_order():
+    from mmdet.apis import init_detector as mmdet_init_detector
+    ours = inspect.signature(init_detector).parameters
+    theirs = inspect.signature(mmdet_init_detector).parameters
+    assert [(p.name, p.default) for p in list(ours.values())[:len(theirs)]] == \
+        [(p.name, p.default) for p in theirs.values()]
+    assert ours['min_fit'].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_no_checkpoint_builds_the_detector_with_the_configs_classes():
+    model = init_detector(CONFIG, None, 'none', 'cpu')
+    assert not model.training and list(model.dataset_meta['classes']) == list(SHAPE_CLASSES)
+
+
+def test_det_inferencer_refuses_a_wider_detector_and_loads_a_fitting_one(checkpoints, tmp_path):
+    """The x1.3 detector's checkpoint on the x1.0 config: mmdet's DetInferencer loads what matches and detects
+    nothing; the checked one stops with one line before loading."""
+    configs = []
+    for name in ('ssdlite_rexnet_x1.0.py', 'ssdlite_rexnet_x1.3.py'):
+        cfg = Config.fromfile(osp.join(CONFIG_DIR, name))
+        cfg.model.bbox_head.num_classes = 4
+        cfg.model.backbone.init_cfg = None
+        configs.append(cfg)
+    wider = str(tmp_path / 'ssdlite_x1.3.pth')
+    torch.save(dict(state_dict=build_detector(configs[1], calibration_size=None).state_dict()), wider)
+    with pytest.raises(CheckpointMismatchError, match=r'fits only \d+ of the model\'s \d+ weights'):
+        DetInferencer(configs[0], wider, device='cpu', show_progress=False)
+    model, paths = checkpoints
+    inferencer = DetInferencer(CONFIG, paths['with_meta'], device='cpu', show_progress=False)
+    expected = model.state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in inferencer.model.state_dict().items())
+    assert inferencer.model.dataset_meta['classes'] == ('a', 'b', 'c', 'd')

@@ -21,8 +21,8 @@ import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
 from rexnet_mmdet.deploy import cpu_memory
 from rexnet_mmdet.deploy.backends import BACKENDS, canonical_backend
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
-from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, StrideMismatchError, add_stride_check,
-                                 check_run_data, prepare_checkpoints)
+from rexnet_mmdet.engine import (ChannelMismatchError, CheckpointError, DatasetCheckError, StrideMismatchError,
+                                 add_guard, check_run_data, prepare_checkpoints)
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
 from rexnet_mmdet.utils.cli import fail
@@ -52,7 +52,7 @@ def configure(args: argparse.Namespace):
     cfg.load_from = args.checkpoint
     cfg.resume = False
     prepare_checkpoints(cfg, 'test')
-    add_stride_check(cfg)
+    add_guard(cfg)
     use_standard_coco_summary(cfg)
 
     if args.show_dir:
@@ -94,7 +94,7 @@ def main(argv=None) -> dict:
                                                f'{cpu_memory.describe()}; --no-optimize turns both off)'),
                   flush=True)
         metrics = runner.test()
-    except (CheckpointError, StrideMismatchError) as e:
+    except (CheckpointError, StrideMismatchError, ChannelMismatchError) as e:
         fail(str(e))
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     uses_coco = any(isinstance(ev, dict) and ev.get('type') == 'CocoMetric' for ev in evaluators)

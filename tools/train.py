@@ -5,15 +5,16 @@
                                  [--launcher {none,pytorch,slurm,mpi}]
 
 Several GPUs or nodes: tools/dist_train.sh; a Slurm cluster: tools/slurm_train.sh.
-The datasets are checked before anything is built; checkpoints are loaded without running
-pickled code (see rexnet_mmdet/engine/mmengine_loader.py).
+The datasets are checked before anything is built, the detector (ReXNetGuardHook, added when the config
+lacks it) before its first step; checkpoints are loaded without running pickled code (see
+rexnet_mmdet/engine/mmengine_loader.py).
 """
 import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, StrideMismatchError, add_one_image_batch_hook,
-                                 add_stride_check, check_backbone_start, check_run_data, check_training_checkpoint,
+from rexnet_mmdet.engine import (ChannelMismatchError, CheckpointError, DatasetCheckError, StrideMismatchError,
+                                 add_guard, check_backbone_start, check_run_data, check_training_checkpoint,
                                  find_resume_checkpoint, load_checkpoint, prepare_checkpoints)
 from rexnet_mmdet.engine.backbone_start import random_backbone_advice
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
@@ -83,8 +84,8 @@ def configure(args: argparse.Namespace):
     if advice and is_main_process():
         print(f'[train] warning: {advice}', flush=True)
     prepare_checkpoints(cfg, 'train')
-    add_stride_check(cfg)
-    add_one_image_batch_hook(cfg)
+    # The guard's data look is this tool's data check, run earlier (or skipped on request).
+    add_guard(cfg, check_data=False)
     return cfg
 
 
@@ -130,7 +131,7 @@ def main(argv=None) -> None:
     try:
         runner = build_runner(cfg)
         runner.train()
-    except (CheckpointError, StrideMismatchError) as e:
+    except (CheckpointError, StrideMismatchError, ChannelMismatchError) as e:
         fail(str(e))
 
 

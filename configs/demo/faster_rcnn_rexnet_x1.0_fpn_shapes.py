@@ -32,6 +32,6 @@ param_scheduler = _base_.shapes_param_scheduler
 auto_scale_lr = dict(enable=False, base_batch_size=4)
 default_hooks = _base_.shapes_default_hooks
 log_processor = dict(by_epoch=False)
-# One-image batches as in the detector config; work_dir/training_curves.png after every validation.
-custom_hooks = [dict(type='OneImageBatchHook'), dict(type='TrainingCurvesHook')]
+# work_dir/training_curves.png after every validation.
+custom_hooks = [dict(type='TrainingCurvesHook')]
 randomness = dict(seed=0)

@@ -43,6 +43,6 @@ param_scheduler = [
 auto_scale_lr = dict(enable=False, base_batch_size=8)
 default_hooks = dict(_base_.shapes_default_hooks, checkpoint=dict(by_epoch=False, interval=200, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
-# One-image batches as in the detector config; work_dir/training_curves.png after every validation.
-custom_hooks = [dict(type='OneImageBatchHook'), dict(type='TrainingCurvesHook')]
+# work_dir/training_curves.png after every validation.
+custom_hooks = [dict(type='TrainingCurvesHook')]
 randomness = dict(seed=0)

@@ -3,7 +3,7 @@
 Importing this package makes mmengine read every checkpoint (local paths, URLs and its other
 schemes) through ``rexnet_mmdet.models.weights.safe_load`` (weights only, plus the classes
 mmengine training checkpoints hold; :mod:`.mmengine_loader`), registers ``CheckpointCheckHook``,
-``OneImageBatchHook``, ``StrideCheckHook`` and ``TrainingCurvesHook`` in mmengine's HOOKS and the atomic
+``ReXNetGuardHook`` and ``TrainingCurvesHook`` in mmengine's HOOKS and the atomic
 local file backend used to save checkpoints (:mod:`.atomic_backend`).
 """
 from ..models.weights.safe_load import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError,
@@ -18,9 +18,10 @@ from .checkpoint_hook import CheckpointCheckHook
 from .curves import TrainingCurvesHook, plot_training_curves, read_scalar_logs
 from .data_checks import DatasetCheckError, check_run_data
 from .mmengine_loader import register_safe_checkpoint_loader
-from .one_image_batch_hook import OneImageBatchHook, add_one_image_batch_hook
+from .guard_hook import ReXNetGuardHook, add_guard
+from .model_checks import ChannelMismatchError
 from .resume import find_resume_checkpoint, is_readable_checkpoint
-from .stride_check import StrideCheckHook, StrideMismatchError, add_stride_check, check_feature_strides
+from .stride_check import StrideMismatchError, check_feature_strides
 
 register_safe_checkpoint_loader()
 
@@ -30,7 +31,7 @@ __all__ = [
     'check_training_checkpoint', 'check_weights_fit', 'checkpoint_state_dict', 'find_resume_checkpoint',
     'is_readable_checkpoint', 'load_checkpoint', 'load_checkpoint_file', 'prepare_checkpoints',
     'register_safe_checkpoint_loader', 'check_backbone_start', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
-    'OneImageBatchHook', 'add_one_image_batch_hook', 'TrainingCurvesHook', 'plot_training_curves',
+    'ReXNetGuardHook', 'add_guard', 'ChannelMismatchError', 'TrainingCurvesHook', 'plot_training_curves',
     'read_scalar_logs', 'DatasetCheckError', 'check_run_data',
-    'StrideCheckHook', 'StrideMismatchError', 'add_stride_check', 'check_feature_strides'
+    'StrideMismatchError', 'check_feature_strides'
 ]

@@ -11,8 +11,11 @@ dataset a run will use and stop with an error that names the file, the problem a
 - classes in the config that the annotation file does not have, or a model whose
   ``num_classes`` differs from the dataset's.
 
-Images without annotations and grayscale images are fine: mmdet drops the former from
-training (``filter_empty_gt``) and keeps them for evaluation, and loads the latter as colour.
+For training, what MMDetection would drop (:mod:`.dropped_annotations`): boxes it skips are counted
+and named in a warning, and a split with no image left stops the run. Images without annotations
+(listed in "images", referred to by no annotation) and grayscale images are otherwise fine: mmdet
+drops the former from training (``filter_empty_gt``) and keeps them for evaluation, and loads the
+latter as colour.
 """
 import json
 import os
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+
+from .dropped_annotations import dropped_boxes_warning, empty_training_split
 
 #: Annotation files above this size get only a light check (parsing them twice costs time
 #: and memory: COCO's instances_train2017.json is 450 MB).
@@ -53,6 +58,7 @@ class DatasetSummary:
     categories: List[str] = field(default_factory=list)
     images_without_annotations: int = 0
     deep: bool = True
+    warning: Optional[str] = None  # boxes MMDetection drops when training
 
     def __str__(self) -> str:
         if not self.deep:
@@ -317,6 +323,11 @@ def check_dataset(loader: str, ds_cfg: dict, for_evaluation: bool, model_cfg: Op
                     f'{field_name} is {num} but {loader} uses {len(classes)} classes '
                     f'({_examples(list(classes))}) from {ann_file}; set {field_name}={len(classes)}')
 
+    if not for_evaluation and not ds_cfg.get('test_mode'):
+        empty = empty_training_split(data, ann_file, classes, ds_cfg.get('filter_cfg'))
+        if empty:
+            raise DatasetCheckError(empty)
+        summary.warning = dropped_boxes_warning(data, ann_file)
     per_image = {a['image_id'] for a in data['annotations']}
     summary.num_images = len(data['images'])
     summary.num_annotations = len(data['annotations'])
@@ -367,7 +378,31 @@ def check_run_data(cfg: Config, loaders: Sequence[str], verbose: bool = True) ->
                 summaries.append(summary)
                 if verbose:
                     print(f'[data check] {summary}', flush=True)
+                if summary.warning:
+                    print(f'[data check] warning: {summary.warning}', file=sys.stderr, flush=True)
         evaluator_key = loader.replace('_dataloader', '_evaluator')
         if cfg.get(evaluator_key):
             check_evaluator_ann_file(evaluator_key, cfg.get(evaluator_key))
     return summaries
+
+
+def report_dropped_boxes(cfg: Config, loaders: Sequence[str]) -> None:
+    """Log, as warnings, the boxes MMDetection drops from the local COCO-format datasets of ``loaders``
+    (what ``ReXNetGuardHook`` does under a training script without the project's data check)."""
+    from mmengine.logging import print_log
+    for loader in loaders:
+        for ds in _leaf_datasets((cfg.get(loader) or {}).get('dataset')):
+            if not ds.get('ann_file') or not _reads_coco_files(_dataset_class(ds)):
+                continue
+            ann_file = _resolve(ds.get('data_root') or '', ds['ann_file'])
+            if _is_remote(ann_file) or not osp.isfile(ann_file) \
+                    or osp.getsize(ann_file) > DEEP_CHECK_LIMIT_MB * 2 ** 20:
+                continue
+            try:
+                data = load_coco_json(ann_file)
+                check_coco_annotations(data, ann_file, for_evaluation=False)
+            except DatasetCheckError:
+                continue  # mmdet read it already; what it could not read it reported
+            warning = dropped_boxes_warning(data, ann_file)
+            if warning:
+                print_log(f'[data check] {warning}', logger='current', level=30)

@@ -22,7 +22,7 @@ def add_common_arguments(parser) -> None:
     parser.add_argument('--work-dir', help='folder for logs, checkpoints and results '
                                            '(default: ./work_dirs/<config name>)')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--cfg-options', nargs='+', action=CfgOptionsAction,
         help='override config entries, key=value (e.g. train_dataloader.batch_size=4 '
              "'model.backbone.widen_factor=1.3'); lists as key=\"[a,b]\", no spaces inside")
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none',
@@ -30,6 +30,30 @@ def add_common_arguments(parser) -> None:
                              'slurm: srun, tools/slurm_train.sh)')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead.
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+
+
+def dict_literal_option_message(key: str, value: str) -> Optional[str]:
+    """The one-line error for a ``--cfg-options`` value written as a dict (``KEY=dict(...)`` or
+    ``KEY={...}``), which mmengine's ``DictAction`` cannot parse (a RecursionError, or a list of string pieces
+    that fails later with a bare AssertionError); None for any other value."""
+    text = value.strip()
+    if not text.startswith(('dict(', '{')):
+        return None
+    example = f'{key}.type=Pretrained {key}.checkpoint=PATH' if key.endswith('init_cfg') else f'{key}.FIELD=VALUE'
+    return (f'--cfg-options {key}={text}: a value cannot be a dict here; set its fields one by one in the dotted '
+            f'form, e.g. {example} (a field the config lacks is added)')
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction``, refusing a value written as a dict with :func:`dict_literal_option_message`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            key, _, value = item.partition('=')
+            message = dict_literal_option_message(key, value)
+            if message:
+                fail(message)
+        super().__call__(parser, namespace, values, option_string)
 
 
 def load_run_config(config: str, cfg_options: Optional[dict], work_dir: Optional[str], launcher: str) -> Config:

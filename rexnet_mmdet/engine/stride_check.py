@@ -4,21 +4,26 @@ A backbone's ``out_indices`` copied from another backbone (ResNet's ``(0, 1, 2, 
 RetinaNet) still builds, trains and predicts when the channels match: the neck just receives
 features at half the strides its head lays its anchors out for, and nothing says so. Here the
 features are measured on one small zero image (one cheap forward pass) and compared with what the
-heads expect: every ``prior_generator.strides`` (anchor and point generators: RetinaNet, SSD, RPN,
-RTMDet, ...) and every RoI extractor's ``featmap_strides``.
+detector expects:
 
-``StrideCheckHook`` runs the check before a run (training, validation or testing); the project's
-configs list it in ``default_hooks``, so MMDetection's own ``tools/train.py`` runs it too, and
-:func:`add_stride_check` adds it to any config (``tools/train.py`` and ``tools/test.py`` do).
+- every ``prior_generator.strides`` (anchor and point generators: RetinaNet, FCOS, ATSS, SSD, RPN,
+  RTMDet, YOLOX, YOLOF ...), SSD's nominal last strides within one cell;
+- every RoI extractor's ``featmap_strides`` (Faster / Mask / Cascade R-CNN, HTC, Sparse R-CNN ...);
+- a pixel decoder's ``strides`` (Mask2Former, MaskFormer), against the backbone's outputs;
+- DETR-like detectors (DETR, Deformable DETR, DINO ...: ``DetectionTransformer``), whose positional
+  encodings and ``ChannelMapper`` record no stride: the backbone's deepest output must be at stride
+  ``detr_stride`` (32, what their ResNet recipes give), unless the guard is told otherwise.
+
+Heads that record no stride (CenterNet, CornerNet, SOLO's nominal grid strides) are not checked: a check
+that cannot decide says nothing. :class:`~rexnet_mmdet.engine.guard_hook.ReXNetGuardHook` runs this
+before a run.
 """
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
 
 from ..models.channels import out_channels, tap_specs
 from ..models.rexnet import ReXNet
@@ -50,9 +55,24 @@ def expected_strides(model: nn.Module) -> Dict[str, List[Tuple[float, float]]]:
     return found
 
 
+def _pixel_decoder_strides(model: nn.Module) -> Dict[str, List[Tuple[float, float]]]:
+    """A pixel decoder's ``strides`` (MSDeformAttnPixelDecoder: the backbone outputs it reads)."""
+    return {name: _stride_pairs(m.strides) for name, m in model.named_modules()
+            if type(m).__name__.endswith('PixelDecoder') and isinstance(getattr(m, 'strides', None), (list, tuple))}
+
+
+def is_detr_like(model: nn.Module) -> bool:
+    """DETR, Deformable DETR, DINO, Conditional / DAB-DETR ...: MMDetection's ``DetectionTransformer``."""
+    try:
+        from mmdet.models.detectors.base_detr import DetectionTransformer
+    except ImportError:  # pragma: no cover - an MMDetection without DETRs
+        return False
+    return isinstance(model, DetectionTransformer)
+
+
 def _probe_size(expected: Dict[str, List[Tuple[float, float]]]) -> int:
     """A square side that is a multiple of 32 and at least the largest expected stride (SSD's 320)."""
-    largest = max(max(w, h) for pairs in expected.values() for w, h in pairs)
+    largest = max([max(w, h) for pairs in expected.values() for w, h in pairs] + [64])
     return max(64, int(math.ceil(largest / 32)) * 32)
 
 
@@ -66,7 +86,11 @@ def _fits(size: int, stride: float, measured: int) -> bool:
     return abs(measured - size / stride) < 1
 
 
-def _advice(model: nn.Module, first_stride: float) -> str:
+def _number(x: float):
+    return int(x) if x == int(x) else x
+
+
+def _advice(model: nn.Module, first_stride: float, start: Optional[int] = None) -> str:
     """What to change: for a ReXNet backbone, the out_indices whose strides fit a head whose finest
     level has ``first_stride`` (the neck's ``start_level`` skips the backbone's first outputs; each
     further output doubles the stride)."""
@@ -75,74 +99,87 @@ def _advice(model: nn.Module, first_stride: float) -> str:
         return ('choose the backbone\'s out_indices so that its features have the strides the head expects '
                 '(the neck keeps the backbone\'s strides and adds coarser levels)')
     current = tuple(t.stride for t in backbone.output_shape())
-    start = int(getattr(getattr(model, 'neck', None), 'start_level', 0) or 0)
+    if start is None:
+        start = int(getattr(getattr(model, 'neck', None), 'start_level', 0) or 0)
     wanted = tuple(first_stride * 2 ** (i - start) for i in range(len(current)))
-    taps = ', '.join(f'{t.index} {t.name} /{t.stride}' for t in tap_specs(backbone.widen_factor, backbone.block_channels))
+    taps = ', '.join(f'{t.index} {t.name} /{t.stride}' for t in tap_specs(backbone.widen_factor, backbone.block_channels,
+                                                                         backbone.arch, backbone.channel_divisor))
     if not all(w in REXNET_TAP_FOR_STRIDE for w in wanted):
         return f'choose out_indices whose strides fit the head; ReXNet\'s taps: {taps}'
     indices = tuple(REXNET_TAP_FOR_STRIDE[int(w)] for w in wanted)
-    channels = out_channels(backbone.widen_factor, indices, backbone.block_channels)
+    channels = out_channels(backbone.widen_factor, indices, backbone.block_channels, backbone.arch,
+                            backbone.channel_divisor)
     return (f'ReXNet\'s out_indices={tuple(backbone.out_indices)} give strides {current}; use '
             f'out_indices={indices} (strides {tuple(int(w) for w in wanted)}) and neck in_channels={channels} '
             f'(rexnet_mmdet.out_channels). ReXNet\'s taps: {taps}')
 
 
-def check_feature_strides(model: nn.Module) -> Optional[Dict[str, List[float]]]:
-    """Refuse a detector whose heads expect other strides than its features have.
-
-    The features (``model.extract_feat``) are measured on one zero image whose side is a multiple
-    of 32 and at least the largest expected stride, in eval mode and without gradients; the model's
-    mode is restored. Returns the measured ``{'features': [...]}`` strides, or None for a model
-    without ``extract_feat`` or without strides to check. Raises :class:`StrideMismatchError` with
-    one line that names the head, both stride lists and, for ReXNet, the ``out_indices`` to use.
-    """
-    if is_model_wrapper(model):
-        model = model.module
-    expected = expected_strides(model)
-    if not expected or not hasattr(model, 'extract_feat'):
-        return None
-    size = _probe_size(expected)
+def _measure(model: nn.Module, size: int) -> Tuple[List[float], List[float]]:
+    """Strides of the backbone's outputs and of the features the heads read (``extract_feat``), on one
+    zero image, in eval mode and without gradients; the model's mode is restored."""
     param = next(model.parameters(), None)
     x = torch.zeros(1, 3, size, size, device=param.device if param is not None else 'cpu')
+    captured = []
+    handle = model.backbone.register_forward_hook(lambda module, args, out: captured.append(out)) \
+        if isinstance(getattr(model, 'backbone', None), nn.Module) else None
     training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            sizes = _feature_sizes(model.extract_feat(x))
+            feats = model.extract_feat(x)
     finally:
         model.train(training)
-    measured = [round(size / w, 2) for w, _ in sizes]
+        if handle is not None:
+            handle.remove()
+    feats = feats if isinstance(feats, (list, tuple)) else [feats]
+    outs = captured[0] if captured else feats
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    return ([round(size / w, 2) for w, _ in _feature_sizes(outs)],
+            [round(size / w, 2) for w, _ in _feature_sizes(feats)])
+
+
+def _mismatch(name: str, wanted: Sequence[float], got: Sequence[float], what: str, size: int, advice: str):
+    return StrideMismatchError(
+        f'{name} expects {what} strides {[_number(w) for w in wanted]}, but the {what}s it receives have strides '
+        f'{[_number(g) for g in got]} (measured on a {size}x{size} image): {advice}')
+
+
+def check_feature_strides(model: nn.Module, detr_stride: Optional[int] = 32) -> Optional[Dict[str, List[float]]]:
+    """Refuse a detector whose heads expect other strides than its features have.
+
+    The features (``model.extract_feat``, and the backbone's outputs within it) are measured on one zero
+    image whose side is a multiple of 32 and at least the largest expected stride. ``detr_stride``: the
+    stride a DETR-like detector's deepest backbone output must have (None: not checked). Returns the
+    measured ``{'backbone': [...], 'features': [...]}`` strides, or None for a model without
+    ``extract_feat`` or without strides to check. Raises :class:`StrideMismatchError` with one line that
+    names the part, both stride lists and, for ReXNet, the ``out_indices`` to use.
+    """
+    if is_model_wrapper(model):
+        model = model.module
+    expected, decoders = expected_strides(model), _pixel_decoder_strides(model)
+    detr = detr_stride is not None and is_detr_like(model)
+    if not (expected or decoders or detr) or not hasattr(model, 'extract_feat'):
+        return None
+    size = _probe_size({**expected, **decoders, 'detr': [(float(detr_stride or 32),) * 2]})
+    backbone_strides, measured = _measure(model, size)
+    sizes = [size / m for m in measured]
     for name, pairs in expected.items():
         wrong = len(pairs) > len(sizes) or not all(
-            _fits(size, sw, fw) and _fits(size, sh, fh) for (sw, sh), (fw, fh) in zip(pairs, sizes))
+            _fits(size, sw, fw) and _fits(size, sh, fw) for (sw, sh), fw in zip(pairs, sizes))
         if wrong:
-            wanted = [int(w) if w == int(w) else w for w, _ in pairs]
-            got = [int(m) if m == int(m) else m for m in measured]
-            raise StrideMismatchError(
-                f'{name} expects feature strides {wanted}, but the features it receives have strides {got} '
-                f'(measured on a {size}x{size} image): {_advice(model, pairs[0][0])}')
-    return dict(features=measured)
+            raise _mismatch(name, [w for w, _ in pairs], measured, 'feature', size, _advice(model, pairs[0][0]))
+    for name, pairs in decoders.items():
+        if [w for w, _ in pairs] != backbone_strides[-len(pairs):] or len(pairs) > len(backbone_strides):
+            raise _mismatch(name, [w for w, _ in pairs], backbone_strides, 'backbone output', size,
+                            _advice(model, pairs[0][0], start=0))
+    if detr and backbone_strides and backbone_strides[-1] != detr_stride:
+        first = detr_stride / 2 ** (len(backbone_strides) - 1)
+        raise StrideMismatchError(
+            f'{type(model).__name__} (DETR-like) expects its backbone\'s deepest output at stride {detr_stride}, '
+            f'but the backbone\'s outputs have strides {[_number(s) for s in backbone_strides]} (measured on a '
+            f'{size}x{size} image): {_advice(model, first, start=0)}. If this detector is meant for other '
+            f'strides, say so with dict(type=\'ReXNetGuardHook\', detr_stride=N)')
+    return dict(backbone=backbone_strides, features=measured)
 
 
-@HOOKS.register_module()
-class StrideCheckHook(Hook):
-    """Stop a run, before its first step, whose heads expect other strides than the features have
-    (see :func:`check_feature_strides`)."""
-
-    priority = 'VERY_HIGH'
-
-    def before_run(self, runner) -> None:
-        check_feature_strides(runner.model)
-
-
-def add_stride_check(cfg) -> None:
-    """Make ``cfg`` check its detector's strides before a run (``default_hooks.stride_check``),
-    unless it already does or turned the check off (``stride_check=None``)."""
-    hooks = cfg.get('default_hooks')
-    if hooks is None:
-        cfg.default_hooks = dict(stride_check=dict(type='StrideCheckHook'))
-    elif 'stride_check' not in hooks:
-        hooks['stride_check'] = dict(type='StrideCheckHook')
-
-
-__all__ = ['StrideMismatchError', 'expected_strides', 'check_feature_strides', 'StrideCheckHook', 'add_stride_check']
+__all__ = ['StrideMismatchError', 'expected_strides', 'is_detr_like', 'check_feature_strides']

@@ -15,7 +15,7 @@ from .channels import (EXPANSION_TAP, FINAL_TAP, STAGE_DEPTHS, TapSpec, activati
                        check_out_indices, check_widen_factor, family_name, final_channels, stem_channels,
                        tap_specs)
 from .norms import is_batch_norm
-from .one_image_batch import EXPLANATION, running_statistics
+from .one_image_batch import one_image_step, running_statistics
 
 #: frozen_stages: -1 nothing, 0 the stem, k in 1..6 the stem and stages 1..k, 7 also the final conv.
 MAX_FROZEN_STAGES = len(STAGE_DEPTHS) + 1
@@ -49,11 +49,15 @@ def _on_running_statistics(fn, module: nn.Module):
     return run
 
 
-def _at_iteration() -> str:
+def _iteration() -> Optional[int]:
     # The training iteration (1-based, as the log counts) when inside a Runner.
     hub = MessageHub.get_current_instance()
     iteration = hub.get_info('iter') if hub.instance_name != 'mmengine' else None
-    return '' if iteration is None else f' at iteration {iteration + 1}'
+    return None if iteration is None else iteration + 1
+
+
+#: What a one-image batch switched when the backbone handled it itself (no ReXNetGuardHook).
+ONE_IMAGE_SCOPE = 'the ReXNet backbone (no ReXNetGuardHook in the config: the neck\'s and heads\' are not switched)'
 
 
 @MODELS.register_module()
@@ -91,10 +95,6 @@ class ReXNet(BaseModule):
         norm_eval: keep every BatchNorm (incl. SyncBN and mmcv's MMSyncBN) in eval mode during training.
         with_cp: gradient checkpointing, block by block, when training; BatchNorm statistics are
             still updated once per step (the recomputation in backward leaves them alone).
-
-    A training batch of one image (a sampler's leftover) runs with the backbone's BatchNorm layers on
-    their running statistics (:mod:`.one_image_batch`; said once in the log), since the
-    squeeze-excitation BatchNorm sees one value per channel; batches of two or more are unaffected.
         drop_path_rate: stochastic depth, growing linearly over the blocks up to this rate.
         block_channels: explicit output channels of the 16 blocks instead of the linear rule.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads ImageNet weights in
@@ -102,6 +102,10 @@ class ReXNet(BaseModule):
             ``width_transfer=True`` a checkpoint of another width is carried to this one (exactly
             when widening; see :mod:`rexnet_mmdet.models.weights.transfer`); without it a width
             mismatch is an error. ``width_transfer_noise=STD`` adds noise to break copy symmetry.
+
+    A training batch of one image (a sampler's leftover) runs with BatchNorm on running statistics, since
+    the squeeze-excitation BatchNorm sees one value per channel (:mod:`.one_image_batch`; said once in the
+    log): under ``ReXNetGuardHook`` every BatchNorm layer of the detector, without it the backbone's own.
 
     Input: ``(N, 3, H, W)``. Output: a tuple of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` tensors,
     one per ``out_indices`` entry, with channels and strides given by :meth:`output_shape`.
@@ -174,7 +178,6 @@ class ReXNet(BaseModule):
                             if i not in (EXPANSION_TAP, FINAL_TAP)}
         self._freeze_stages()
         self._deployed = False  # set by rexnet_mmdet.deploy.optimize_for_inference
-        self._told_one_image = False  # a one-image training batch was reported in the log
         self._channels_last = False
         # ReXNet numbers its feature points differently from ResNet: say what comes out, so a
         # copied out_indices shows on the first screen of a run, not after a silent training.
@@ -242,11 +245,9 @@ class ReXNet(BaseModule):
             raise ValueError(f'ReXNet expects images of shape (N, 3, H, W), got {tuple(x.shape)}; '
                              f'convert grayscale images to 3 channels (e.g. color_type="color" when loading)')
         if x.shape[0] == 1 and self.training:
-            with running_statistics(self) as switched:
-                if switched and not self._told_one_image:
-                    self._told_one_image = True
-                    print_log(f'ReXNet: a training batch of 1 image{_at_iteration()}: {EXPLANATION}',
-                              logger='current', level=logging.WARNING)
+            # The fallback for a config without ReXNetGuardHook; under the hook the whole detector's
+            # BatchNorm is already on running statistics and nothing is left to switch here.
+            with one_image_step(self, ONE_IMAGE_SCOPE, _iteration()) as switched:
                 return self._forward(x, one_image=bool(switched))
         return self._forward(x)
 
@@ -311,7 +312,7 @@ class ReXNet(BaseModule):
             frozen_bn = self.norm_eval or self.norm_cfg.get('requires_grad') is False
             print_log('=' * 78 + f'\n{self.family} backbone (widen_factor=%g) starts from RANDOM weights: no '
                       "init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from scratch falls far "
-                      'short of the paper; see README "ImageNet weights".\n' % self.widen_factor
+                      'short of the paper; see README "Weights".\n' % self.widen_factor
                       + ('With frozen BatchNorm (norm_eval=True or requires_grad=False) the random backbone is '
                          'not normalised: unless a checkpoint is loaded next (load_from, resume), train it with '
                          'norm_eval=False, norm_cfg.requires_grad=True, frozen_stages=-1.\n' if frozen_bn else '')

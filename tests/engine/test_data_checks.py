@@ -204,3 +204,42 @@ def test_hints_paste_as_they_stand(dataset, tmp_path):
     message = str(err.value)
     assert '...' not in message
     assert _pasted_options(message) == {'train_dataloader.dataset.metainfo.classes': names}
+
+
+def _rewrite(root, edit) -> None:
+    data = json.loads((root / 'ann.json').read_text())
+    edit(data)
+    (root / 'ann.json').write_text(json.dumps(data))
+
+
+def test_boxes_mmdet_drops_are_counted_and_named(dataset, capsys):
+    def degenerate(data):
+        data['annotations'][0]['bbox'] = [10, 8, -5, 23]     # negative width
+        data['annotations'][1]['bbox'] = [10, 8, 31, 0]      # zero height
+        data['annotations'][2]['bbox'] = [70, 8, 10, 10]     # right of its 64 px image
+    _rewrite(dataset, degenerate)
+    summary = check_run_data(_config(dataset, loaders=('train_dataloader',)), ['train_dataloader'])[0]
+    assert summary.warning == (
+        f'{dataset}/ann.json: MMDetection drops 3 of its 3 boxes when training (2 width or height below 1 pixel, '
+        '1 outside its image; bbox is [x, y, width, height]), so those objects are not learned: annotation 100 in '
+        'sub/img0.png bbox [10, 8, -5, 23]; annotation 101 in sub/img1.png bbox [10, 8, 31, 0]; annotation 103 in '
+        'sub/img3.png bbox [70, 8, 10, 10]. Fix or remove them in the annotation file')
+    assert f'[data check] warning: {summary.warning}' in capsys.readouterr().err
+    # Evaluation keeps what it reads: no warning there.
+    assert check_run_data(_config(dataset, loaders=('val_dataloader',)), ['val_dataloader'])[0].warning is None
+
+
+def test_a_training_split_left_empty_stops_with_one_line(dataset):
+    _rewrite(dataset, lambda data: data.update(annotations=[]))
+    cfg = _config(dataset, loaders=('train_dataloader', 'val_dataloader'))
+    cfg.train_dataloader.dataset.filter_cfg = dict(filter_empty_gt=True, min_size=32)
+    with pytest.raises(DatasetCheckError) as err:
+        check_run_data(cfg, ['train_dataloader'], verbose=False)
+    assert str(err.value) == (
+        f"{dataset}/ann.json: the training split would be empty: none of its 4 images has an annotation of the "
+        "config's classes (0 annotations in the file), and MMDetection drops images without annotations from "
+        "training (filter_cfg.filter_empty_gt=True). Add annotations to the file, or point "
+        "train_dataloader.dataset.ann_file at the training annotations")
+    # Without filter_empty_gt, and for evaluation, every image stays.
+    cfg.train_dataloader.dataset.filter_cfg = None
+    assert check_run_data(cfg, ['train_dataloader', 'val_dataloader'], verbose=False)[0].num_images == 4

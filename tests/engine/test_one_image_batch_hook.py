@@ -1,5 +1,6 @@
-"""Training over a sampler that leaves a one-image batch: the run goes on and says so once; batches of two
-or more compute what they did without the hook."""
+"""Training over a sampler that leaves a one-image batch: the run goes on and says so once, in one message from
+one place (ReXNetGuardHook switches the whole detector; without it the backbone switches its own); batches of
+two or more compute what they did without the guard."""
 import glob
 import os.path as osp
 
@@ -44,14 +45,17 @@ def test_train_tool_goes_on_over_a_one_image_batch(tmp_path, data_root, tiny_run
     text = _log_text(str(tmp_path / 'wd'))
     # Iterations 3 and 6 hold one image each; the log says it once, at the first.
     assert text.count(MESSAGE) == 1, text[-3000:]
-    assert 'A training batch of 1 image at iteration 3 ' in text
+    assert 'A training batch of 1 image at iteration 3: ' in text and 'BatchNorm layers of the detector: ' in text
     assert 'Iter(train) [6/6]' in text  # two epochs of three batches
 
 
-def _train(config: str, work_dir: str, hooks) -> Runner:
+def _train(config: str, work_dir: str, guard: bool) -> Runner:
     cfg = Config.fromfile(config)
     cfg.work_dir = work_dir
-    cfg.custom_hooks = hooks
+    if guard:
+        cfg.default_hooks.rexnet_guard = dict(type='ReXNetGuardHook', check_data=False)
+    else:
+        cfg.default_hooks.pop('rexnet_guard')
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
@@ -59,22 +63,24 @@ def _train(config: str, work_dir: str, hooks) -> Runner:
 
 @pytest.mark.slow
 def test_a_config_without_the_hook_still_trains(tmp_path, data_root, tiny_runs):
-    """A config of one's own (no hook), run as mmdet's tools/train.py runs it: the backbone handles its
-    BatchNorm itself (an FPN and R-CNN heads have none)."""
+    """A config of one's own without the guard, run as mmdet's tools/train.py runs it: the backbone handles its
+    BatchNorm itself (an FPN and R-CNN heads have none), and the one message says so."""
     config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, num_train=5,
                                          extra=EPOCHS_WITH_A_LEFTOVER)
-    _train(config, str(tmp_path / 'wd'), hooks=[])
+    _train(config, str(tmp_path / 'wd'), guard=False)
     text = _log_text(str(tmp_path / 'wd'))
-    assert text.count(MESSAGE) == 1 and 'ReXNet: a training batch of 1 image at iteration 3:' in text
+    assert text.count(MESSAGE) == 1, text[-3000:]
+    assert 'A training batch of 1 image at iteration 3: ' in text
+    assert 'BatchNorm layers of the ReXNet backbone (no ReXNetGuardHook in the config' in text
 
 
 @pytest.mark.slow
 def test_two_image_batches_are_bitwise_unchanged(tmp_path, data_root, tiny_runs):
     config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=2, num_train=5)
-    runs = [_train(config, str(tmp_path / name), hooks)
-            for name, hooks in (('with', [dict(type='OneImageBatchHook')]), ('without', []))]
-    hook = [h for h in runs[0].hooks if type(h).__name__ == 'OneImageBatchHook']
-    assert len(hook) == 1 and hook[0].handled == 0
+    runs = [_train(config, str(tmp_path / name), guard) for name, guard in (('with', True), ('without', False))]
+    hook = [h for h in runs[0].hooks if type(h).__name__ == 'ReXNetGuardHook']
+    assert len(hook) == 1 and hook[0].one_image_batches == 0
+    assert not [h for h in runs[1].hooks if type(h).__name__ == 'ReXNetGuardHook']
     losses = [r.message_hub.get_scalar('train/loss').data[0] for r in runs]
     assert list(losses[0]) == list(losses[1]) and len(losses[0]) == 2  # batches of 2 (no epoch end)
     params = [dict(r.model.named_parameters()) for r in runs]
@@ -85,13 +91,16 @@ def test_two_image_batches_are_bitwise_unchanged(tmp_path, data_root, tiny_runs)
         assert torch.equal(value, buffers[1][name]), name
 
 
-def test_every_config_lists_the_hook():
+@pytest.mark.slow
+def test_every_config_lists_the_guard_once():
     configs = sorted(glob.glob(osp.join(PROJECT_ROOT, 'configs', '*.py'))
                      + glob.glob(osp.join(PROJECT_ROOT, 'configs', 'demo', '*.py')))
     assert len(configs) >= 14
     for path in configs:
-        hooks = [h['type'] for h in Config.fromfile(path).get('custom_hooks', [])]
-        assert hooks.count('OneImageBatchHook') == 1, (path, hooks)
+        cfg = Config.fromfile(path)
+        assert cfg.default_hooks.rexnet_guard == dict(type='ReXNetGuardHook'), path
+        hooks = [h['type'] for h in cfg.get('custom_hooks', [])]
+        assert 'ReXNetGuardHook' not in hooks, (path, hooks)
 
 
 @pytest.mark.slow

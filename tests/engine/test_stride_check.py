@@ -1,5 +1,6 @@
 """The stride check: a head laid out for other strides than its features have stops the run, with the
-out_indices to use; every config of the project passes it and lists it for MMDetection's own tools."""
+out_indices to use; every config of the project passes it and lists the guard that runs it for MMDetection's
+own tools."""
 import glob
 import os.path as osp
 
@@ -9,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import HOOKS, init_default_scope
 
 from rexnet_mmdet import out_channels
-from rexnet_mmdet.engine import StrideCheckHook, StrideMismatchError, add_stride_check, check_feature_strides
+from rexnet_mmdet.engine import ReXNetGuardHook, StrideMismatchError, add_guard, check_feature_strides
 from rexnet_mmdet.engine.stride_check import expected_strides
 from rexnet_mmdet.utils.build import CONFIG_DIR
 
@@ -51,7 +52,7 @@ def test_rpn_and_roi_extractors_are_checked_too():
 def test_the_check_leaves_the_models_mode_alone():
     model = _build('rtmdet_tiny_rexnet_x1.0.py')
     model.train()
-    assert check_feature_strides(model) == dict(features=[8.0, 16.0, 32.0])
+    assert check_feature_strides(model) == dict(backbone=[8.0, 16.0, 32.0], features=[8.0, 16.0, 32.0])
     assert model.training and model.backbone.training
 
 
@@ -60,28 +61,31 @@ def test_the_check_leaves_the_models_mode_alone():
 def test_every_config_passes_and_lists_the_check(config):
     cfg = Config.fromfile(config)
     # MMDetection's own tools/train.py builds default_hooks: the check runs there too.
-    assert cfg.default_hooks.stride_check == dict(type='StrideCheckHook')
+    assert cfg.default_hooks.rexnet_guard == dict(type='ReXNetGuardHook')
     cfg.model.backbone.init_cfg = None
     init_default_scope('mmdet')
     measured = check_feature_strides(MODELS.build(cfg.model))
     assert measured is not None and measured['features'][0] in (4.0, 8.0, 16.0)
 
 
-def test_the_hook_and_add_stride_check():
-    hook = HOOKS.build(dict(type='StrideCheckHook'))
-    assert isinstance(hook, StrideCheckHook)
+def test_the_hook_and_add_guard():
+    hook = HOOKS.build(dict(type='ReXNetGuardHook'))
+    assert isinstance(hook, ReXNetGuardHook)
 
     class Runner:
         model = _build('retinanet_rexnet_x1.0_fpn.py', out_indices=(0, 1, 2, 3))
+        cfg = Config(dict(model=dict()))
 
     with pytest.raises(StrideMismatchError):
         hook.before_run(Runner())
     cfg = Config(dict(default_hooks=dict(logger=dict(type='LoggerHook'))))
-    add_stride_check(cfg)
-    assert cfg.default_hooks.stride_check == dict(type='StrideCheckHook') and 'logger' in cfg.default_hooks
-    off = Config(dict(default_hooks=dict(stride_check=None)))
-    add_stride_check(off)
-    assert off.default_hooks.stride_check is None
+    add_guard(cfg)
+    assert cfg.default_hooks.rexnet_guard == dict(type='ReXNetGuardHook') and 'logger' in cfg.default_hooks
+    add_guard(cfg, check_data=False)
+    assert cfg.default_hooks.rexnet_guard == dict(type='ReXNetGuardHook', check_data=False)
+    off = Config(dict(default_hooks=dict(rexnet_guard=None, logger=dict(type='LoggerHook'))))
+    add_guard(off, check_data=False)
+    assert off.default_hooks == dict(logger=dict(type='LoggerHook'))  # mmengine takes None for its own hooks only
 
 
 @pytest.mark.slow

@@ -129,3 +129,87 @@ def served_folder(root: str):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ------------------------------------------------------------------ the README's drop-in config
+README = osp.join(ROOT, 'README.md')
+#: The recipe the README's own-detector snippet starts from.
+README_BASE = "'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'"
+
+_DROPIN_RUN = '''
+# ---- a tiny run on the built-in dataset (added by the tests)
+num_classes = 4
+data_root = {data_root!r}
+model['bbox_head'] = dict(num_classes=num_classes)
+pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+]
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(
+    type='CocoDataset', data_root=data_root, ann_file={ann_file!r}, data_prefix=dict(img='train/'),
+    metainfo=dict(classes=('circle', 'triangle', 'square', 'star')), pipeline=pipeline))
+val_dataloader = val_cfg = val_evaluator = None
+test_dataloader = test_cfg = test_evaluator = None
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={max_iters})
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False, begin=0, end=1)]
+optim_wrapper = dict(optimizer=dict(lr=0.001))
+default_hooks.update(checkpoint=dict(by_epoch=False, interval=1000), logger=dict(interval=1))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
+'''
+
+
+def readme_dropin_snippet() -> str:
+    """The config the README's section "ReXNet in your own detector" shows, as it stands there."""
+    with open(README) as f:
+        section = f.read().split('\n## ReXNet in your own detector\n', 1)[1]
+    snippet = section.split('```python\n', 1)[1].split('```', 1)[0]
+    assert snippet.startswith(f'_base_ = {README_BASE}\n'), snippet[:200]
+    return snippet
+
+
+def shapes_annotations(data_root: str) -> str:
+    """A small built-in dataset under ``data_root`` (64 px, 8 training images); its training annotation file."""
+    from rexnet_mmdet.datasets.synthetic import generate_shapes_dataset, settings_from_config
+    generate_shapes_dataset(data_root, settings_from_config(dict(
+        image_size=64, splits=dict(train=8, val=2), min_objects=1, max_objects=2, min_size=0.3, max_size=0.55,
+        colour_by_class=True, seed=0)))
+    return osp.join(data_root, 'annotations', 'instances_train.json')
+
+
+def write_dropin_config(path: str, data_root: str, base: Optional[str] = None, checkpoint: Optional[str] = None,
+                        ann_file: str = 'annotations/instances_train.json', max_iters: int = 1,
+                        extra: str = '') -> str:
+    """The README's own-detector snippet, with ``base`` (an mmdet config, e.g. ``'mmdet::fcos/...py'``) in place
+    of its RetinaNet, ``checkpoint`` as its ImageNet file (None: a random backbone, trainable BatchNorm), a tiny
+    run on the built-in dataset under ``data_root`` and ``extra`` lines after; returns ``path``."""
+    text = readme_dropin_snippet()
+    if base is not None:
+        text = text.replace(README_BASE, repr(base), 1)
+    if checkpoint is not None:
+        text = text.replace("checkpoint='PATH_OR_URL'", f'checkpoint={checkpoint!r}', 1)
+    else:
+        text += ("model['backbone'].update(init_cfg=None, frozen_stages=-1, norm_eval=False)\n")
+    text += _DROPIN_RUN.format(data_root=osp.join(data_root, ''), ann_file=ann_file, max_iters=max_iters) + extra
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def mmdet_train_script() -> str:
+    """MMDetection's own tools/train.py, as its package installs it (``mmdet/.mim/tools/train.py``)."""
+    import mmdet
+    return osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
+
+
+def run_train(script: str, config: str, work_dir: str, args: Sequence[str] = (),
+              timeout: float = 300) -> subprocess.CompletedProcess:
+    """Train ``config`` with ``script``: ``'project'`` (tools/train.py) or ``'mmdet'`` (MMDetection's own);
+    ``args``: more options (``--cfg-options ...``)."""
+    if script == 'project':
+        return run_tool(['train.py', config, '--work-dir', work_dir, *args], timeout=timeout)
+    cmd = [sys.executable, mmdet_train_script(), config, '--work-dir', work_dir, *args]
+    return subprocess.run(cmd, cwd=ROOT, env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)

@@ -245,3 +245,16 @@ def test_a_config_typo_gets_did_you_mean(load_tool, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith('error: config file configs/faster_rcnn_rexnet_x1.0_fnp.py does not exist; did you mean '
                           'configs/faster_rcnn_rexnet_x1.0_fpn.py or ') and err.count('\n') == 1
+
+
+def test_a_dict_in_cfg_options_gets_the_dotted_form(load_tool, capsys, monkeypatch):
+    """mmengine keeps KEY=dict(...) as a string and later stops with a bare AssertionError."""
+    monkeypatch.chdir(PROJECT_ROOT)
+    with pytest.raises(SystemExit):
+        load_tool('train.py').main(['configs/faster_rcnn_rexnet_x1.0_fpn.py', '--cfg-options',
+                                    "model.backbone.init_cfg=dict(type='Pretrained',checkpoint='w.pth')"])
+    err = capsys.readouterr().err
+    assert err == ("error: --cfg-options model.backbone.init_cfg=dict(type='Pretrained',checkpoint='w.pth'): a value "
+                   'cannot be a dict here; set its fields one by one in the dotted form, e.g. '
+                   'model.backbone.init_cfg.type=Pretrained model.backbone.init_cfg.checkpoint=PATH (a field the '
+                   'config lacks is added)\n')
