@@ -19,7 +19,7 @@ import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
 from rexnet_mmdet.deploy import cpu_memory
-from rexnet_mmdet.deploy.backends import BACKENDS, canonical_backend
+from rexnet_mmdet.deploy.backends import BACKENDS
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
 from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, StrideMismatchError, add_stride_check,
                                  check_run_data, prepare_checkpoints)
@@ -36,7 +36,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--show-dir', help='draw detections (and masks) on every image into this folder')
     parser.add_argument('--no-optimize', action='store_true',
                         help='evaluate the model as built, not on the inference path (optimize_for_inference)')
-    parser.add_argument('--backend', type=canonical_backend, choices=BACKENDS, default='torch',
+    parser.add_argument('--backend', choices=BACKENDS, default='torch',
                         help='where the optimized backbone runs (default: torch; onnxruntime and openvino '
                              'export it to ONNX first and are faster on CPUs)')
     parser.add_argument('--skip-data-check', action='store_true',

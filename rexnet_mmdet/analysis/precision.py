@@ -20,8 +20,10 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 import torch
 import torch.nn as nn
 
-#: Precision name -> the dtype the model computes in.
-PRECISIONS: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+from ..deploy.backends import PRECISIONS
+
+#: Precision (:data:`PRECISIONS`) -> the dtype the model computes in.
+DTYPES: Dict[str, torch.dtype] = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16)))
 
 #: Rounding through a deep random network is far larger than per-operation rounding, and differs
 #: between networks by orders of magnitude (seen on the CPU, bf16: 0.015 for ResNet-50 and 0.15 for
@@ -44,7 +46,7 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == 'fp16' and device.type == 'cpu':
         raise ValueError('fp16 runs on a CUDA device only: the CPU has no fast float16 convolutions; '
                          'use bf16 (or fp32) on the CPU, or --device cuda')
-    return PRECISIONS[precision]
+    return DTYPES[precision]
 
 
 def usable_precisions(precisions: Sequence[str], device: torch.device) -> Dict[str, Optional[str]]:
@@ -155,6 +157,6 @@ def relative_difference(out: Any, ref: Any) -> float:
     return max((relative_difference(a, b) for a, b in zip(out, ref)), default=0.0)
 
 
-__all__ = ['PRECISIONS', 'ROUNDING_FLOORS', 'AS_BUILT_FACTOR', 'within', 'tf32_off', 'check_precision', 'usable_precisions', 'autocast',
+__all__ = ['PRECISIONS', 'DTYPES', 'ROUNDING_FLOORS', 'AS_BUILT_FACTOR', 'within', 'tf32_off', 'check_precision', 'usable_precisions', 'autocast',
            'apply_numeric_settings', 'describe_numeric_settings', 'precision_label', 'tolerance',
            'reference_outputs', 'relative_difference']
