@@ -21,7 +21,8 @@ import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
 from rexnet_mmdet.deploy import cpu_memory
 from rexnet_mmdet.deploy.backends import BACKENDS
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
-from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, StrideMismatchError, add_stride_check,
+from rexnet_mmdet import CheckpointError
+from rexnet_mmdet.engine import (DatasetCheckError, StrideMismatchError, add_stride_check,
                                  check_run_data, prepare_checkpoints)
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)

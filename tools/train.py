@@ -12,7 +12,8 @@ import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (CheckpointError, DatasetCheckError, StrideMismatchError, add_one_image_batch_hook,
+from rexnet_mmdet import CheckpointError
+from rexnet_mmdet.engine import (DatasetCheckError, StrideMismatchError, add_one_image_batch_hook,
                                  add_stride_check, check_backbone_start, check_run_data, check_training_checkpoint,
                                  find_resume_checkpoint, load_checkpoint, prepare_checkpoints)
 from rexnet_mmdet.engine.backbone_start import random_backbone_advice
