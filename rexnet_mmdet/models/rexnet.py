@@ -16,6 +16,7 @@ from .channels import (EXPANSION_TAP, FINAL_TAP, STAGE_DEPTHS, TapSpec, activati
                        tap_specs)
 from .norms import is_batch_norm
 from .one_image_batch import EXPLANATION, running_statistics
+from .width_names import format_width
 
 #: frozen_stages: -1 nothing, 0 the stem, k in 1..6 the stem and stages 1..k, 7 also the final conv.
 MAX_FROZEN_STAGES = len(STAGE_DEPTHS) + 1
@@ -309,9 +310,9 @@ class ReXNet(BaseModule):
         if self._pretrained is None:
             super().init_weights()
             frozen_bn = self.norm_eval or self.norm_cfg.get('requires_grad') is False
-            print_log('=' * 78 + f'\n{self.family} backbone (widen_factor=%g) starts from RANDOM weights: no '
-                      "init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from scratch falls far "
-                      'short of the paper; see README "ImageNet weights".\n' % self.widen_factor
+            print_log('=' * 78 + f'\n{self.family} backbone (widen_factor={format_width(self.widen_factor)}) starts '
+                      "from RANDOM weights: no init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from "
+                      'scratch falls far short of the paper; see README "ImageNet weights".\n'
                       + ('With frozen BatchNorm (norm_eval=True or requires_grad=False) the random backbone is '
                          'not normalised: unless a checkpoint is loaded next (load_from, resume), train it with '
                          'norm_eval=False, norm_cfg.requires_grad=True, frozen_stages=-1.\n' if frozen_bn else '')

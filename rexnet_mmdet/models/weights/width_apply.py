@@ -5,8 +5,9 @@ from typing import Dict, Optional
 import torch
 
 from ..channels import check_widen_factor
+from ..width_names import format_width
 from .formats import infer_widen_factor
-from .width_plan import (ChannelMap, TransferPlan, WidthTransferError, _Layer, _layers, _w, channel_importance,
+from .width_plan import (ChannelMap, TransferPlan, WidthTransferError, _Layer, _layers, channel_importance,
                          plan_transfer)
 
 
@@ -47,7 +48,7 @@ def _check_source_shapes(state_dict: Dict[str, torch.Tensor], layers: Dict[str, 
         if list(value.shape[:len(expected)]) != expected:
             raise WidthTransferError(
                 f'the source weights do not follow ReXNet\'s channel rule at widen_factor='
-                f'{_w(plan.src_width)}: {key!r} has shape {tuple(value.shape)}, expected {tuple(expected)} '
+                f'{format_width(plan.src_width)}: {key!r} has shape {tuple(value.shape)}, expected {tuple(expected)} '
                 f'in its first dimensions. Width transfer needs weights made by the linear channel rule '
                 f'(no custom block_channels)')
 

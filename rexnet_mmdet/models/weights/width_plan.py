@@ -9,16 +9,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..channels import STAGE_DEPTHS, BlockSetting, block_settings, check_widen_factor, final_channels, stem_channels, tap_specs
+from ..width_names import format_width
 from .safe_load import CheckpointError
 
 
 class WidthTransferError(CheckpointError):
     """A width transfer that cannot be done as asked."""
-
-
-def _w(width: float) -> str:
-    """A width as users write it: 1.0, 2.2."""
-    return repr(float(width))
 
 
 # ----------------------------------------------------------------- channel maps
@@ -221,8 +217,8 @@ class TransferPlan:
 
 
 def _residual_error(s: BlockSetting, d: BlockSetting, src_width: float, dst_width: float, what: str) -> str:
-    return (f'block {s.index}: {what} (source widen_factor={_w(src_width)}: in {s.in_channels}, out '
-            f'{s.out_channels}; target {_w(dst_width)}: in {d.in_channels}, out {d.out_channels}). ReXNet\'s '
+    return (f'block {s.index}: {what} (source widen_factor={format_width(src_width)}: in {s.in_channels}, out '
+            f'{s.out_channels}; target {format_width(dst_width)}: in {d.in_channels}, out {d.out_channels}). ReXNet\'s '
             f'linear channel rule keeps this for its published widths; this pair of widths cannot be '
             f'transferred consistently through the partial residual')
 
@@ -247,8 +243,8 @@ def plan_transfer(src_width: float, dst_width: float,
             if n < src_sizes[name]:
                 raise WidthTransferError(
                     f'exact (function-preserving) widening needs a target at least as wide as the source at '
-                    f'every layer, but {name} has {src_sizes[name]} channels at widen_factor={_w(src_width)} '
-                    f'and {n} at {_w(dst_width)}. Use a source of widen_factor <= {_w(dst_width)}, or allow '
+                    f'every layer, but {name} has {src_sizes[name]} channels at widen_factor={format_width(src_width)} '
+                    f'and {n} at {format_width(dst_width)}. Use a source of widen_factor <= {format_width(dst_width)}, or allow '
                     f'narrowing (approximate; re-estimate BatchNorm on images afterwards)')
     importance = importance or {}
 
