@@ -28,7 +28,7 @@ weights are refused with a message naming their family).
 
 The work is split by job: :mod:`.width_plan` (the channel maps), :mod:`.width_apply` (carrying a
 state dict), :mod:`.calibration` (BatchNorm re-estimation and feature drift) and this module (files,
-reports and ``init_cfg`` loading); their public names are importable from here too.
+reports and ``init_cfg`` loading); import each name from its module.
 """
 import os.path as osp
 from dataclasses import dataclass
@@ -38,12 +38,11 @@ import torch
 
 from ..channels import family_name
 from ..width_names import format_width
-from .calibration import (Calibration, calibrate_batchnorm, calibrate_transfer, feature_drift, load_images,
-                          preprocess_image)
-from .formats import (CLASSIFIER_KEYS, classifier_to_format, detect_format, extract_classifier, from_own_format,
-                      infer_family, read_state_dict, save_own_format, to_own_format, write_state_dict)
+from .calibration import Calibration, calibrate_transfer, load_images
+from .formats import (classifier_to_format, detect_format, extract_classifier, from_own_format, infer_family,
+                      read_state_dict, save_own_format, to_own_format, write_state_dict)
 from .width_apply import WidthTransfer, transfer_state_dict
-from .width_plan import ChannelMap, TransferPlan, WidthTransferError, channel_importance, plan_transfer
+from .width_plan import TransferPlan, WidthTransferError
 
 
 # ----------------------------------------------------------------- files
@@ -177,7 +176,4 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str, noise: fl
     return result
 
 
-__all__ = ['ChannelMap', 'TransferPlan', 'WidthTransfer', 'WidthTransferError', 'Calibration', 'TransferReport',
-           'CLASSIFIER_KEYS', 'channel_importance', 'plan_transfer', 'transfer_state_dict', 'extract_classifier',
-           'classifier_to_format', 'preprocess_image', 'load_images', 'calibrate_batchnorm', 'feature_drift',
-           'calibrate_transfer', 'read_source', 'transfer_checkpoint', 'load_transferred_weights']
+__all__ = ['TransferReport', 'read_source', 'transfer_checkpoint', 'load_transferred_weights']
