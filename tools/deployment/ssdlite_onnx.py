@@ -30,9 +30,9 @@ from typing import List, Optional, Tuple
 
 from rexnet_mmdet.deploy.backends import RUNTIMES
 from rexnet_mmdet.deploy.runtimes import OPENVINO_PRECISIONS
+from rexnet_mmdet.models.images import IMAGE_EXTENSIONS, image_files
 from rexnet_mmdet.utils.cli import tool_main
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -146,11 +146,11 @@ def load_detector(config: str, checkpoint: Optional[str]):
     return model.eval(), cfg
 
 
-def image_files(paths: List[str]) -> List[str]:
+def input_files(paths: List[str]) -> List[str]:
     files = []
     for path in paths:
         if osp.isdir(path):
-            files += sorted(osp.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+            files += image_files(path)
         elif osp.isfile(path):
             files.append(path)
         else:
@@ -291,7 +291,7 @@ def run(argv=None) -> dict:
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
     # --eval finds its images through the annotation file; the others take every image given.
-    files = image_files(args.images) if args.images and (not args.eval or args.show_dir) else []
+    files = input_files(args.images) if args.images and (not args.eval or args.show_dir) else []
     model, cfg = load_detector(args.config, args.checkpoint)
     input_size = input_size_of(cfg)
     export_ssdlite(model, args.out, input_size)
