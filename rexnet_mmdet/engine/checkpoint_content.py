@@ -5,6 +5,7 @@ from typing import Any, Dict
 import torch
 
 from ..models.weights.safe_load import CheckpointMismatchError, MalformedCheckpointError
+from ..models.weights.weight_files import strip_module_prefix
 
 
 def checkpoint_state_dict(checkpoint: Any, source: str) -> Dict[str, torch.Tensor]:
@@ -69,9 +70,7 @@ def check_weights_fit(model: torch.nn.Module, checkpoint: Any, source: str, min_
     ``num_batches_tracked`` buffers are not counted; a ``module.`` prefix (DataParallel) is
     ignored. Returns the fraction that fits.
     """
-    state = checkpoint_state_dict(checkpoint, source)
-    if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
+    state = strip_module_prefix(checkpoint_state_dict(checkpoint, source))
     own = {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
     if not own:
         return 1.0

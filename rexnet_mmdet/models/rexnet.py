@@ -312,7 +312,7 @@ class ReXNet(BaseModule):
             frozen_bn = self.norm_eval or self.norm_cfg.get('requires_grad') is False
             print_log('=' * 78 + f'\n{self.family} backbone (widen_factor={format_width(self.widen_factor)}) starts '
                       "from RANDOM weights: no init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from "
-                      'scratch falls far short of the paper; see README "ImageNet weights".\n'
+                      'scratch falls far short of the paper; see docs/weights.md#imagenet-weights-in-a-config.\n'
                       + ('With frozen BatchNorm (norm_eval=True or requires_grad=False) the random backbone is '
                          'not normalised: unless a checkpoint is loaded next (load_from, resume), train it with '
                          'norm_eval=False, norm_cfg.requires_grad=True, frozen_stages=-1.\n' if frozen_bn else '')
@@ -322,6 +322,6 @@ class ReXNet(BaseModule):
             from .weights.transfer import load_transferred_weights
             load_transferred_weights(self, self._pretrained, noise=self._width_transfer_noise)
         else:
-            from .weights.formats import load_backbone_weights
+            from .weights.pretrained import load_backbone_weights
             load_backbone_weights(self, self._pretrained)
         self._is_init = True

@@ -39,8 +39,10 @@ import torch
 from ..channels import family_name
 from ..width_names import format_width
 from .calibration import Calibration, calibrate_transfer, load_images
-from .formats import (classifier_to_format, detect_format, extract_classifier, from_own_format, infer_family,
-                      read_state_dict, save_own_format, to_own_format, write_state_dict)
+from .classifiers import classifier_to_format, extract_classifier
+from .families import infer_family
+from .formats import detect_format, from_own_format, to_own_format
+from .weight_files import read_state_dict, save_own_format, write_state_dict
 from .width_apply import WidthTransfer, transfer_state_dict
 from .width_plan import TransferPlan, WidthTransferError
 
@@ -144,7 +146,7 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str, noise: fl
     """
     from mmengine.logging import print_log
 
-    from .formats import load_backbone_weights
+    from .pretrained import load_backbone_weights
     if getattr(model, 'block_channels', None) is not None:
         raise WidthTransferError('width_transfer needs a backbone that follows the linear channel rule; this '
                                  'one has explicit block_channels')

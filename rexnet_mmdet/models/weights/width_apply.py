@@ -6,7 +6,7 @@ import torch
 
 from ..channels import check_widen_factor
 from ..width_names import format_width
-from .formats import infer_widen_factor
+from .families import infer_widen_factor
 from .width_plan import (ChannelMap, TransferPlan, WidthTransferError, LayerSpaces, layer_spaces, channel_importance,
                          plan_transfer)
 

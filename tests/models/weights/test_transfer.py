@@ -17,7 +17,7 @@ from rexnet_mmdet import CheckpointError
 from rexnet_mmdet.models.weights import (PRETRAINED_URLS, load_backbone_weights, save_own_format,
                                          to_own_format)
 from rexnet_mmdet.models.weights.calibration import calibrate_batchnorm, calibrate_transfer, preprocess_image
-from rexnet_mmdet.models.weights.formats import extract_classifier
+from rexnet_mmdet.models.weights.classifiers import extract_classifier
 from rexnet_mmdet.models.weights.transfer import transfer_checkpoint
 from rexnet_mmdet.models.weights.width_apply import transfer_state_dict
 from rexnet_mmdet.models.weights.width_plan import WidthTransferError, plan_transfer
