@@ -92,10 +92,6 @@ class ReXNet(BaseModule):
         norm_eval: keep every BatchNorm (incl. SyncBN and mmcv's MMSyncBN) in eval mode during training.
         with_cp: gradient checkpointing, block by block, when training; BatchNorm statistics are
             still updated once per step (the recomputation in backward leaves them alone).
-
-    A training batch of one image (a sampler's leftover) runs with the backbone's BatchNorm layers on
-    their running statistics (:mod:`.one_image_batch`; said once in the log), since the
-    squeeze-excitation BatchNorm sees one value per channel; batches of two or more are unaffected.
         drop_path_rate: stochastic depth, growing linearly over the blocks up to this rate.
         block_channels: explicit output channels of the 16 blocks instead of the linear rule.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads ImageNet weights in
@@ -103,6 +99,10 @@ class ReXNet(BaseModule):
             ``width_transfer=True`` a checkpoint of another width is carried to this one (exactly
             when widening; see :mod:`rexnet_mmdet.models.weights.transfer`); without it a width
             mismatch is an error. ``width_transfer_noise=STD`` adds noise to break copy symmetry.
+
+    A training batch of one image (a sampler's leftover) runs with the backbone's BatchNorm layers on
+    their running statistics (:mod:`.one_image_batch`; said once in the log), since the
+    squeeze-excitation BatchNorm sees one value per channel; batches of two or more are unaffected.
 
     Input: ``(N, 3, H, W)``. Output: a tuple of ``(N, C_i, ceil(H / s_i), ceil(W / s_i))`` tensors,
     one per ``out_indices`` entry, with channels and strides given by :meth:`output_shape`.
