@@ -224,6 +224,17 @@ def _residual_error(s: BlockSetting, d: BlockSetting, src_width: float, dst_widt
             f'transferred consistently through the partial residual')
 
 
+def _check_widens(src_sizes: Dict[str, int], dst_sizes: Dict[str, int], src_width: float, dst_width: float) -> None:
+    """Refuse a transfer that narrows some layer (exact widening was asked for)."""
+    for name, n in dst_sizes.items():
+        if n < src_sizes[name]:
+            raise WidthTransferError(
+                f'exact (function-preserving) widening needs a target at least as wide as the source at '
+                f'every layer, but {name} has {src_sizes[name]} channels at widen_factor={format_width(src_width)} '
+                f'and {n} at {format_width(dst_width)}. Use a source of widen_factor <= {format_width(dst_width)}, '
+                f'or allow narrowing (approximate; re-estimate BatchNorm on images afterwards)')
+
+
 def plan_transfer(src_width: float, dst_width: float,
                   importance: Optional[Dict[str, torch.Tensor]] = None,
                   require_exact: bool = False) -> TransferPlan:
@@ -240,13 +251,7 @@ def plan_transfer(src_width: float, dst_width: float,
     src, dst = block_settings(src_width), block_settings(dst_width)
     src_sizes, dst_sizes = _space_sizes(src_width, src), _space_sizes(dst_width, dst)
     if require_exact:
-        for name, n in dst_sizes.items():
-            if n < src_sizes[name]:
-                raise WidthTransferError(
-                    f'exact (function-preserving) widening needs a target at least as wide as the source at '
-                    f'every layer, but {name} has {src_sizes[name]} channels at widen_factor={format_width(src_width)} '
-                    f'and {n} at {format_width(dst_width)}. Use a source of widen_factor <= {format_width(dst_width)}, or allow '
-                    f'narrowing (approximate; re-estimate BatchNorm on images afterwards)')
+        _check_widens(src_sizes, dst_sizes, src_width, dst_width)
     importance = importance or {}
 
     def score(name: str) -> torch.Tensor:
