@@ -1,6 +1,6 @@
 # RTMDet-tiny on ReXNet x1.0: MMDetection's RTMDet-tiny recipe (640x640, 300 epochs, mosaic and
 # mixup) with ReXNet in place of CSPNeXt-tiny. Width 1.0: the smallest width with published ImageNet
-# weights, and close to CSPNeXt-tiny in size (see README, "ReXNet in any MMDetection detector").
+# weights, and close to CSPNeXt-tiny in size (see README, "ReXNet in your own detector").
 _base_ = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
 from rexnet_mmdet import out_channels  # noqa: E402  (after `_base_`: an ordinary mmengine config)
 

@@ -3,7 +3,7 @@
 # top-1) in place of ReXNet-v1 in ssdlite_rexnet_x1.0.py; the same taps (block 11's 1x1 expansion at
 # stride 16, the final 1x1 conv at stride 32), head, anchors and MobileNetV2-SSDLite training recipe.
 # The official lite weights are Google Drive downloads with no direct URL: fetch rexnet_lite_1.0.pth
-# by hand (docs/weights_families.md) and put it at the path below, or point
+# by hand (docs/weights.md#published-weights) and put it at the path below, or point
 #   --cfg-options model.backbone.init_cfg.checkpoint=/path/to/rexnet_lite_1.0.pth
 _base_ = './ssdlite_rexnet_x1.0.py'
 from rexnet_mmdet import out_channels  # noqa: E402

@@ -19,6 +19,8 @@ from . import models  # noqa: F401,E402  (registers the backbone and the SSDLite
 # The built-in dataset, the training-curves hook and safe loading of training checkpoints.
 from . import datasets, engine  # noqa: F401,E402
 from .models.weights import PRETRAINED_URLS, load_backbone_weights  # noqa: E402
+from .models.weights.safe_load import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError,  # noqa: E402
+                                       CorruptCheckpointError, MalformedCheckpointError, UnsafeCheckpointError)
 from .deploy import optimize_for_inference  # noqa: E402
 from .models import (PUBLISHED_LITE_WIDTHS, PUBLISHED_WIDTHS, BlockSetting, ReXNet,  # noqa: E402
                      SSDLiteAnchorGenerator, SSDLiteHead, TapSpec, block_settings, linear_block_channels,
@@ -35,4 +37,7 @@ __all__ = [
     'SSDLiteHead', 'SSDLiteAnchorGenerator',
     # inference
     'optimize_for_inference',
+    # what reading or checking a checkpoint raises (each a CheckpointError, a ValueError)
+    'CheckpointError', 'CheckpointMismatchError', 'CheckpointNotFoundError', 'CorruptCheckpointError',
+    'MalformedCheckpointError', 'UnsafeCheckpointError',
 ]

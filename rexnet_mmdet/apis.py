@@ -36,9 +36,9 @@ def check_checkpoint_fits(model: nn.Module, checkpoint: Union[str, dict], min_fi
         min_fit: the share of the model's weights the checkpoint must provide (1.0: every one).
         source: the checkpoint's name in messages (default: the path, or "the checkpoint").
 
-    Returns the share that fits. Raises :class:`~rexnet_mmdet.engine.CheckpointMismatchError`
+    Returns the share that fits. Raises :class:`~rexnet_mmdet.CheckpointMismatchError`
     (a ``ValueError``) with one line that says how many fit and an example of what does not, and
-    :class:`~rexnet_mmdet.engine.MalformedCheckpointError` for a file that holds no weights.
+    :class:`~rexnet_mmdet.MalformedCheckpointError` for a file that holds no weights.
     """
     if isinstance(checkpoint, str):
         source = source or checkpoint

@@ -9,7 +9,7 @@ from mmengine.config import Config
 
 from rexnet_mmdet.apis import DetInferencer, check_checkpoint_fits, init_detector
 from rexnet_mmdet.datasets.synthetic import SHAPE_CLASSES
-from rexnet_mmdet.engine import CheckpointMismatchError
+from rexnet_mmdet import CheckpointMismatchError
 from rexnet_mmdet.utils.build import CONFIG_DIR, build_detector
 
 pytestmark = pytest.mark.usefixtures('one_thread')

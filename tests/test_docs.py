@@ -7,7 +7,11 @@
 - every relative link resolves, anchors included (GitHub's heading slugs);
 - every ``make TARGET`` named in code is a Makefile target;
 - every documented tool under tools/ answers ``--help`` with exit 0, and every option a documented command
-  passes to it is one its ``--help`` lists.
+  passes to it is one its ``--help`` lists;
+- the other way round, every page and section that the code cites (comments, docstrings, messages of the
+  package, tools, scripts and configs: ``docs/x.md``, ``docs/x.md#anchor``, ``README "Section"``) exists;
+- every channel list a config's comment prints (``# [61, 128, 185]``) is what the ``out_channels(...)``
+  call on that line, or on the next, returns.
 
 Each test gathers every problem and reports them all, one ``file:line: ...`` per line.
 """
@@ -256,3 +260,76 @@ def test_documented_tools_answer_help_with_the_documented_options():
             if not re.search(rf'(?<![\w-]){re.escape(option)}(?![\w-])', output):
                 problems.append(f'{where}: {tool} {option}: not an option its --help lists')
     assert not problems, 'documented tools and options:\n' + '\n'.join(dict.fromkeys(problems))
+
+
+#: Source files whose comments, docstrings and messages may cite the docs.
+CODE = sorted(p for folder in ('rexnet_mmdet', 'tools', 'scripts', 'configs') for p in (ROOT / folder).rglob('*')
+              if p.suffix in ('.py', '.sh') and '__pycache__' not in p.parts)
+#: A page cited in code: ``docs/x.md`` or ``README`` (``.md`` optional), an optional ``#anchor``, and an optional
+#: section named in quotes (``README "Weights"``, ``README, "Weights"``, ``README section "Weights"``).
+CITATION = re.compile(r'(?<![\w/.-])(docs/[\w-]+\.md|README(?:\.md)?)(?:#([\w-]+))?'
+                      r'(?:,?\s+(?:section\s+)?\\?"([^"\\\n]+)\\?")?')
+
+
+def test_docs_cited_in_code_exist():
+    assert len(CODE) > 50 and ROOT / 'configs' / 'ssdlite_rexnet_x1.0.py' in CODE
+    problems = []
+    for source in CODE:
+        text = source.read_text(encoding='utf-8')
+        for m in CITATION.finditer(text):
+            page, anchor, section = m.groups()
+            file = ROOT / ('README.md' if page.startswith('README') else page)
+            where = f'{source.relative_to(ROOT)}:{_line(text, m.start())}'
+            if not file.exists():
+                problems.append(f'{where}: {page} does not exist')
+                continue
+            for wanted in filter(None, (anchor, section and _github_slug(section))):
+                if wanted not in _anchors(file):
+                    problems.append(f'{where}: {file.relative_to(ROOT)} has no section #{wanted} '
+                                    f'({m.group(0)!r})')
+    assert not problems, 'pages and sections cited in the code that do not exist:\n' + '\n'.join(problems)
+
+
+def test_citation_pattern_reads_the_forms_the_code_uses():
+    found = [m.groups() for m in CITATION.finditer(
+        'see README "ImageNet weights". (docs/weights.md#published-weights) README, "Configs" docs/x.md')]
+    assert found == [('README', None, 'ImageNet weights'), ('docs/weights.md', 'published-weights', None),
+                     ('README', None, 'Configs'), ('docs/x.md', None, None)]
+
+
+#: A comment that prints a channel list: ``# [61, 128, 185]`` (anything may follow it).
+CHANNEL_COMMENT = re.compile(r'#\s*\[(\d+(?:,\s*\d+)*)\]')
+
+
+def _out_channels_calls(tree: ast.AST) -> Dict[int, List[int]]:
+    """{line: channels} of every ``out_channels(...)`` call with literal arguments, evaluated."""
+    from rexnet_mmdet import out_channels
+
+    calls = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'out_channels':
+            args = [ast.literal_eval(a) for a in node.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            calls[node.lineno] = list(out_channels(*args, **kwargs))
+    return calls
+
+
+def test_channel_lists_in_config_comments_are_what_out_channels_returns():
+    problems, checked = [], 0
+    for config in sorted((ROOT / 'configs').rglob('*.py')):
+        text = config.read_text(encoding='utf-8')
+        calls = _out_channels_calls(ast.parse(text))
+        for number, line in enumerate(text.splitlines(), start=1):
+            m = CHANNEL_COMMENT.search(line)
+            if not m:
+                continue
+            printed = [int(c) for c in m.group(1).split(',')]
+            where = f'{config.relative_to(ROOT)}:{number}'
+            call = calls.get(number, calls.get(number + 1))
+            if call is None:
+                problems.append(f'{where}: # {printed} has no out_channels(...) call on its line or the next')
+            elif call != printed:
+                problems.append(f'{where}: the comment says {printed}, out_channels(...) gives {call}')
+            checked += 1
+    assert checked >= 8
+    assert not problems, 'channel lists in config comments:\n' + '\n'.join(problems)

@@ -10,6 +10,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 
@@ -55,8 +56,11 @@ def test_mmdetections_own_tools_train_and_test_with_custom_imports(tmp_path, tin
 
 @pytest.mark.slow
 def test_a_wheel_installed_without_editable_works_like_the_checkout(tmp_path, tiny_runs):
-    wheels, site = tmp_path / 'wheels', tmp_path / 'site'
-    _run(['-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(wheels), PROJECT_ROOT],
+    wheels, site, source = tmp_path / 'wheels', tmp_path / 'site', tmp_path / 'source'
+    # Built from a copy of the checkout: building writes build/ and egg-info folders beside the sources.
+    shutil.copytree(PROJECT_ROOT, str(source), ignore=shutil.ignore_patterns(
+        '.git', '.venv*', 'work_dirs', 'data', 'build', '*.egg-info', '__pycache__', '.pytest_cache', '.gpu'))
+    _run(['-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q', '-w', str(wheels), str(source)],
          str(tmp_path))
     wheel = glob.glob(str(wheels / 'rexnet_mmdet-*.whl'))
     assert len(wheel) == 1

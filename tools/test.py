@@ -19,10 +19,11 @@ import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
 from rexnet_mmdet.deploy import cpu_memory
-from rexnet_mmdet.deploy.backends import BACKENDS, canonical_backend
+from rexnet_mmdet.deploy.backends import BACKENDS
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
-from rexnet_mmdet.engine import (ChannelMismatchError, CheckpointError, DatasetCheckError, StrideMismatchError,
-                                 add_guard, check_run_data, prepare_checkpoints)
+from rexnet_mmdet import CheckpointError
+from rexnet_mmdet.engine import (ChannelMismatchError, DatasetCheckError, StrideMismatchError, add_guard,
+                                 check_run_data, prepare_checkpoints)
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
 from rexnet_mmdet.utils.cli import fail
@@ -36,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--show-dir', help='draw detections (and masks) on every image into this folder')
     parser.add_argument('--no-optimize', action='store_true',
                         help='evaluate the model as built, not on the inference path (optimize_for_inference)')
-    parser.add_argument('--backend', type=canonical_backend, choices=BACKENDS, default='torch',
+    parser.add_argument('--backend', choices=BACKENDS, default='torch',
                         help='where the optimized backbone runs (default: torch; onnxruntime and openvino '
                              'export it to ONNX first and are faster on CPUs)')
     parser.add_argument('--skip-data-check', action='store_true',

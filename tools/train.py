@@ -13,8 +13,9 @@ import argparse
 import os.path as osp
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (ChannelMismatchError, CheckpointError, DatasetCheckError, StrideMismatchError,
-                                 add_guard, check_backbone_start, check_run_data, check_training_checkpoint,
+from rexnet_mmdet import CheckpointError
+from rexnet_mmdet.engine import (ChannelMismatchError, DatasetCheckError, StrideMismatchError, add_guard,
+                                 check_backbone_start, check_run_data, check_training_checkpoint,
                                  find_resume_checkpoint, load_checkpoint, prepare_checkpoints)
 from rexnet_mmdet.engine.backbone_start import random_backbone_advice
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,

@@ -174,6 +174,53 @@ def config_test_scale(cfg: Any) -> Optional[Tuple[int, int]]:
     return None
 
 
+class _TensorForward(nn.Module):
+    """Calls ``detector`` in ``mode='tensor'`` with fixed data samples (traceable)."""
+
+    def __init__(self, detector: nn.Module, samples: list):
+        super().__init__()
+        # Register the detector's parts as children so the counter reports them by name.
+        for name, child in detector.named_children():
+            if name != 'data_preprocessor':
+                self.add_module(name, child)
+        self._detector = [detector]  # a list: not a registered child (no double counting)
+        self._samples = samples
+
+    def forward(self, x: torch.Tensor):
+        return self._detector[0](x, self._samples, mode='tensor')
+
+
+def _image_and_padded_size(cfg: Any, input_size, pad: bool) -> Tuple[int, int, int, int, int]:
+    """``(h, w, padded h, padded w, pad_size_divisor)`` of the image the detector sees."""
+    if input_size is None:
+        input_size = config_test_scale(cfg)
+        if input_size is None:
+            raise ValueError('the config has no Resize in its test pipeline; give the input size '
+                             '(--shape WIDTH HEIGHT)')
+    h, w = _size_hw(input_size)
+    divisor = int(cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1) if pad else 1
+    return h, w, -(-h // divisor) * divisor, -(-w // divisor) * divisor, divisor
+
+
+def _count_with_rois(model: nn.Module, wrapper: nn.Module, inputs: torch.Tensor,
+                     count_norm: bool) -> Tuple[Complexity, Dict[str, int]]:
+    """:func:`count_complexity` of ``wrapper``, and how many RoIs ``model``'s RoI heads ran on
+    (their FLOPs scale with it), by part (``'bbox'``, ``'mask'``)."""
+    rois: Dict[str, int] = {}
+    hooks = []
+    roi_head = getattr(model, 'roi_head', None)
+    for part in ('bbox', 'mask'):
+        extractor = getattr(roi_head, f'{part}_roi_extractor', None)
+        if extractor is not None:
+            hooks.append(extractor.register_forward_hook(
+                lambda m, args, out, part=part: rois.__setitem__(part, int(args[1].shape[0]))))
+    try:
+        return count_complexity(wrapper, inputs, count_norm), rois
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 def detector_complexity(config: Union[str, Any], input_size: Optional[Union[int, Sequence[int]]] = None,
                         pad: bool = True, cfg_options: Optional[dict] = None,
                         count_norm: bool = False) -> Complexity:
@@ -196,52 +243,15 @@ def detector_complexity(config: Union[str, Any], input_size: Optional[Union[int,
         cfg = config
         if cfg_options:
             cfg.merge_from_dict(cfg_options)
-    if input_size is None:
-        scale = config_test_scale(cfg)
-        if scale is None:
-            raise ValueError('the config has no Resize in its test pipeline; give the input size '
-                             '(--shape WIDTH HEIGHT)')
-        input_size = scale
-    h, w = _size_hw(input_size)
-    divisor = int(cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1) if pad else 1
-    ph, pw = -(-h // divisor) * divisor, -(-w // divisor) * divisor
+    h, w, ph, pw, divisor = _image_and_padded_size(cfg, input_size, pad)
     # Weights do not change the count: no init_weights, no calibration.
     model = build_detector(cfg, init_weights=False, calibration_size=None)
     model.eval()
 
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(ph, pw), batch_input_shape=(ph, pw),
                 scale_factor=(1.0, 1.0), img_id=0)
-    sample = DetDataSample(metainfo=meta)
-    inputs = torch.zeros(1, 3, ph, pw)
-
-    class _TensorForward(nn.Module):
-        """Calls the detector in ``mode='tensor'`` with fixed data samples (traceable)."""
-
-        def __init__(self, detector: nn.Module):
-            super().__init__()
-            # Register the detector's parts as children so the counter reports them by name.
-            for name, child in detector.named_children():
-                if name != 'data_preprocessor':
-                    self.add_module(name, child)
-            self._detector = [detector]  # a list: not a registered child (no double counting)
-
-        def forward(self, x: torch.Tensor):
-            return self._detector[0](x, [sample], mode='tensor')
-
-    # How many RoIs the RoI heads ran on (their FLOPs scale with it).
-    rois: Dict[str, int] = {}
-    hooks = []
-    roi_head = getattr(model, 'roi_head', None)
-    for part in ('bbox', 'mask'):
-        extractor = getattr(roi_head, f'{part}_roi_extractor', None)
-        if extractor is not None:
-            hooks.append(extractor.register_forward_hook(
-                lambda m, args, out, part=part: rois.__setitem__(part, int(args[1].shape[0]))))
-    try:
-        result = count_complexity(_TensorForward(model), inputs, count_norm)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    wrapper = _TensorForward(model, [DetDataSample(metainfo=meta)])
+    result, rois = _count_with_rois(model, wrapper, torch.zeros(1, 3, ph, pw), count_norm)
     result.params = count_parameters(model)
     if (ph, pw) != (h, w):
         result.notes.append(f'input {w}x{h} padded to {pw}x{ph} (W x H, pad_size_divisor={divisor})')

@@ -7,12 +7,12 @@ Backbones are named on the command line as ``[LABEL=]rexnet:WIDTH[:CHECKPOINT]``
 """
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ..models.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..models.images import IMAGE_EXTENSIONS, imagenet_batch, load_image_folder
 from ..models.width_names import width_tag
 from ..utils.build import build_backbone, load_config
 from .channel_configs import stagewise_block_channels
@@ -77,44 +77,18 @@ def singular_value_cdf(singular_values: Tensor, grid: Optional[Tensor] = None
     return grid, cdf
 
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
-
-
-def _to_tensor(images_bgr: Sequence, size: int) -> Tensor:
-    import cv2
-    import numpy as np
-
-    batch = []
-    for img in images_bgr:
-        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
-        batch.append(img[..., ::-1].astype(np.float32))  # BGR -> RGB
-    x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
 def folder_images(folder: str, size: int = 224, limit: Optional[int] = None) -> Tensor:
-    """Images of ``folder`` (sorted by name, at most ``limit``), resized to ``size`` and normalised."""
-    import cv2
-
+    """Images of ``folder`` (sorted by name, at most ``limit``), resized to ``size`` and normalised
+    (:func:`~rexnet_mmdet.models.images.load_image_folder`, the whole picture: no crop)."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f'image folder {folder} does not exist; pass a folder of '
                                 f'{"/".join(IMAGE_EXTENSIONS)} images, or --synthetic / no images '
                                 f'for random inputs')
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-    if limit is not None:
-        names = names[:limit]
-    if len(names) < 2:
-        raise ValueError(f'{folder} has {len(names)} images ({", ".join(IMAGE_EXTENSIONS)}); the '
+    images = load_image_folder(folder, size, limit=limit, crop=False)
+    if len(images) < 2:
+        raise ValueError(f'{folder} has {len(images)} images ({", ".join(IMAGE_EXTENSIONS)}); the '
                          f'singular values need at least 2, better 100 or more')
-    images = []
-    for name in names:
-        img = cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)
-        if img is None:
-            raise ValueError(f'could not read image {os.path.join(folder, name)}')
-        images.append(img)
-    return _to_tensor(images, size)
+    return images
 
 
 def synthetic_images(num: int, size: int = 224, seed: int = 0) -> Tensor:
@@ -124,7 +98,7 @@ def synthetic_images(num: int, size: int = 224, seed: int = 0) -> Tensor:
     from ..datasets.synthetic import ShapesSettings, draw_image
     rng = np.random.default_rng(seed)
     settings = ShapesSettings(image_size=size)
-    return _to_tensor([draw_image(rng, settings)[0] for _ in range(num)], size)
+    return imagenet_batch([draw_image(rng, settings)[0] for _ in range(num)], size, crop=False)
 
 
 def random_images(num: int, size: int = 224, seed: int = 0) -> Tensor:
@@ -220,6 +194,6 @@ def backbone_from_spec(spec: BackboneSpec, tap: Optional[int] = None, seed: int 
     return build_backbone(bcfg, seed=seed, checkpoint=spec.checkpoint, calibration_size=None)
 
 
-__all__ = ['FeatureRank', 'feature_rank', 'singular_value_cdf', 'IMAGENET_MEAN', 'IMAGENET_STD', 'folder_images',
+__all__ = ['FeatureRank', 'feature_rank', 'singular_value_cdf', 'folder_images',
            'synthetic_images', 'random_images', 'pooled_features', 'BackboneSpec', 'BACKBONE_KINDS',
            'parse_backbone_spec', 'parse_config_spec', 'backbone_from_spec']

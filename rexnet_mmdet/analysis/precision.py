@@ -20,19 +20,20 @@ from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 import torch
 import torch.nn as nn
 
-#: Precision name -> the dtype the model computes in.
-PRECISIONS: Dict[str, torch.dtype] = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+from ..deploy.backends import PRECISIONS
+
+#: Precision (:data:`PRECISIONS`) -> the dtype the model computes in.
+DTYPES: Dict[str, torch.dtype] = dict(zip(PRECISIONS, (torch.float32, torch.float16, torch.bfloat16)))
 
 #: Rounding through a deep random network is far larger than per-operation rounding, and differs
-#: between networks by orders of magnitude (seen on the CPU, bf16: 0.015 for ResNet-50 and 0.15 for
-#: a ReXNet backbone at 64x64; 1.0 at the last stage of a ReXNet detector's backbone at 128x96, whose
-#: random weights amplify any perturbation about ten-fold per stage), so no fixed bound per precision
-#: both passes rounding and catches an error. The bound (:func:`tolerance`) is therefore set by the
-#: same model as built, run in the same precision and settings: a treatment may differ from the exact
-#: reference by at most :data:`AS_BUILT_FACTOR` times what the model as built differs by (seen: 0.75
-#: to 1.3 times), and never by less than the precision's floor below. Where rounding alone reaches
-#: ~1, a precision cannot show an error: the benchmarks therefore also check every treatment in fp32
-#: with TF32 off (:func:`tf32_off`), where an error stands out by orders of magnitude.
+#: between networks by orders of magnitude (random weights amplify any perturbation stage by stage;
+#: what was measured is in docs/benchmarks_gpu.md), so no fixed bound per precision both passes
+#: rounding and catches an error. The bound (:func:`tolerance`) is therefore set by the same model as
+#: built, run in the same precision and settings: a treatment may differ from the exact reference by at
+#: most :data:`AS_BUILT_FACTOR` times what the model as built differs by, and never by less than the
+#: precision's floor below. Where rounding alone reaches ~1, a precision cannot show an error: the
+#: benchmarks therefore also check every treatment in fp32 with TF32 off (:func:`tf32_off`), where an
+#: error stands out by orders of magnitude.
 ROUNDING_FLOORS: Dict[str, float] = {'fp32': 1e-4, 'tf32': 1e-3, 'fp16': 1e-3, 'bf16': 1e-2}
 AS_BUILT_FACTOR = 3.0
 
@@ -44,7 +45,7 @@ def check_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision == 'fp16' and device.type == 'cpu':
         raise ValueError('fp16 runs on a CUDA device only: the CPU has no fast float16 convolutions; '
                          'use bf16 (or fp32) on the CPU, or --device cuda')
-    return PRECISIONS[precision]
+    return DTYPES[precision]
 
 
 def usable_precisions(precisions: Sequence[str], device: torch.device) -> Dict[str, Optional[str]]:
@@ -155,6 +156,6 @@ def relative_difference(out: Any, ref: Any) -> float:
     return max((relative_difference(a, b) for a, b in zip(out, ref)), default=0.0)
 
 
-__all__ = ['PRECISIONS', 'ROUNDING_FLOORS', 'AS_BUILT_FACTOR', 'within', 'tf32_off', 'check_precision', 'usable_precisions', 'autocast',
+__all__ = ['PRECISIONS', 'DTYPES', 'ROUNDING_FLOORS', 'AS_BUILT_FACTOR', 'within', 'tf32_off', 'check_precision', 'usable_precisions', 'autocast',
            'apply_numeric_settings', 'describe_numeric_settings', 'precision_label', 'tolerance',
            'reference_outputs', 'relative_difference']

@@ -166,14 +166,7 @@ def random_layer_features(layer: str, d_in: int, d_out: int,
         ``[len(nonlinearities), d_out, N]`` float32 features; the same weights
         and inputs are used for every nonlinearity.
     """
-    if layer not in LAYER_TYPES:
-        raise ValueError(f'unknown layer type {layer!r}; expected one of {", ".join(LAYER_TYPES)}')
-    unknown = [n for n in nonlinearities if n not in NONLINEARITIES]
-    if unknown:
-        raise ValueError(f'unknown nonlinearities {unknown}; expected names from '
-                         f'{", ".join(NONLINEARITIES)}')
-    if not 0 < d_in <= d_out:
-        raise ValueError(f'need 0 < d_in <= d_out, got d_in={d_in}, d_out={d_out}')
+    _check_layer(layer, d_in, d_out, nonlinearities)
     g = generator if generator is not None else torch.Generator().manual_seed(0)
     funcs = [NONLINEARITIES[n] for n in nonlinearities]
 
@@ -192,7 +185,25 @@ def random_layer_features(layer: str, d_in: int, d_out: int,
         z = _batch_norm(F.conv2d(x, _weight(d_out, d_in, 3, g), padding=1))
         return torch.stack([_to_matrix(f(z)) for f in funcs])
 
-    # Inverted bottlenecks: one set of weights, the nonlinearity swapped in both places.
+    return _inverted_bottleneck_features(layer, x, d_out, expand_ratio, funcs, g)
+
+
+def _check_layer(layer: str, d_in: int, d_out: int, nonlinearities: Sequence[str]) -> None:
+    if layer not in LAYER_TYPES:
+        raise ValueError(f'unknown layer type {layer!r}; expected one of {", ".join(LAYER_TYPES)}')
+    unknown = [n for n in nonlinearities if n not in NONLINEARITIES]
+    if unknown:
+        raise ValueError(f'unknown nonlinearities {unknown}; expected names from '
+                         f'{", ".join(NONLINEARITIES)}')
+    if not 0 < d_in <= d_out:
+        raise ValueError(f'need 0 < d_in <= d_out, got d_in={d_in}, d_out={d_out}')
+
+
+def _inverted_bottleneck_features(layer: str, x: Tensor, d_out: int, expand_ratio: int, funcs: list,
+                                  g: torch.Generator) -> Tensor:
+    """``[len(funcs), d_out, N]`` outputs of a random inverted bottleneck (``'ib_conv3x3'`` or
+    ``'ib_dwconv3x3'``) on ``x``: one set of weights, the nonlinearity swapped in both places."""
+    d_in = x.shape[1]
     hidden = d_in * expand_ratio
     w_exp = _weight(hidden, d_in, 1, g)
     if layer == 'ib_conv3x3':

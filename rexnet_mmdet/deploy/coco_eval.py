@@ -44,23 +44,12 @@ def category_ids(categories: Sequence[dict], classes: Optional[Sequence[str]], a
     return [c['id'] for c in categories if c['name'] in wanted]
 
 
-def evaluate_coco(detector, ann_file: str, image_root: str, log: Callable[[str], None] = print,
-                  max_images: Optional[int] = None) -> Dict[str, float]:
-    """Run ``detector`` (a :class:`~rexnet_mmdet.deploy.runtimes.Detector`) on every image of ``ann_file``
-    found under ``image_root`` by its ``file_name``, and return COCO box AP (``bbox_mAP``,
-    ``bbox_mAP_50``, ``bbox_mAP_75``, ``bbox_mAP_s/m/l``) with ``images`` and ``detections`` counts.
-    ``log`` receives progress and COCOeval's table; ``max_images`` evaluates the first images (in
-    order of id) only."""
-    import cv2
-    import numpy as np
+def _read_annotations(ann_file: str, image_root: str):
+    """pycocotools' ``COCO`` of ``ann_file``, checked: the file and ``image_root`` exist, categories listed."""
     try:
         from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
     except ImportError as e:
         raise ImportError('COCO evaluation needs pycocotools: pip install pycocotools') from e
-
-    if max_images is not None and max_images < 1:
-        raise ValueError(f'max_images must be at least 1 (or None for all images), got {max_images}')
     if not osp.isfile(ann_file):
         raise ValueError(f'annotation file {ann_file} does not exist: pass a COCO-format json '
                          f'(for the built-in dataset, data/shapes/annotations/instances_val.json)')
@@ -76,10 +65,13 @@ def evaluate_coco(detector, ann_file: str, image_root: str, log: Callable[[str],
     if not isinstance(categories, list) or not categories:
         raise ValueError(f'{ann_file} lists no categories: a COCO-format annotation file has "images", '
                          f'"annotations" and "categories"')
-    ids = category_ids(categories, detector.classes, ann_file)
-    image_ids = sorted(coco.getImgIds())[:max_images]
-    if not image_ids:
-        raise ValueError(f'{ann_file} lists no images')
+    return coco
+
+
+def _detect(detector, coco, image_ids: List[int], ids: List[int], ann_file: str, image_root: str,
+            log: Callable[[str], None]) -> List[dict]:
+    """``detector``'s detections on ``image_ids`` as COCO results (``x, y, w, h`` boxes, category ids)."""
+    import cv2
     results = []
     start, every = time.perf_counter(), max(1, len(image_ids) // 10)
     for n, image_id in enumerate(image_ids, 1):
@@ -101,6 +93,27 @@ def evaluate_coco(detector, ann_file: str, image_root: str, log: Callable[[str],
         if n % every == 0 or n == len(image_ids):
             log(f'evaluated {n}/{len(image_ids)} images, {len(results)} detections, '
                 f'{time.perf_counter() - start:.1f} s')
+    return results
+
+
+def evaluate_coco(detector, ann_file: str, image_root: str, log: Callable[[str], None] = print,
+                  max_images: Optional[int] = None) -> Dict[str, float]:
+    """Run ``detector`` (a :class:`~rexnet_mmdet.deploy.runtimes.Detector`) on every image of ``ann_file``
+    found under ``image_root`` by its ``file_name``, and return COCO box AP (``bbox_mAP``,
+    ``bbox_mAP_50``, ``bbox_mAP_75``, ``bbox_mAP_s/m/l``) with ``images`` and ``detections`` counts.
+    ``log`` receives progress and COCOeval's table; ``max_images`` evaluates the first images (in
+    order of id) only."""
+    import numpy as np
+
+    if max_images is not None and max_images < 1:
+        raise ValueError(f'max_images must be at least 1 (or None for all images), got {max_images}')
+    coco = _read_annotations(ann_file, image_root)
+    from pycocotools.cocoeval import COCOeval
+    ids = category_ids(coco.dataset['categories'], detector.classes, ann_file)
+    image_ids = sorted(coco.getImgIds())[:max_images]
+    if not image_ids:
+        raise ValueError(f'{ann_file} lists no images')
+    results = _detect(detector, coco, image_ids, ids, ann_file, image_root, log)
     metrics = dict.fromkeys(METRIC_NAMES, 0.0)
     metrics.update(images=len(image_ids), detections=len(results))
     if not results:

@@ -1,14 +1,14 @@
-"""Inference path for ReXNet: fold norm layers into convs and run in channels-last layout.
+"""Inference path for ReXNet: fuse BatchNorms into convs and run in channels-last layout.
 
 On a CPU the wide expansion and depthwise layers at detection resolutions are memory-bound: every
 separate BatchNorm is one more read and write of a large tensor, and oneDNN runs 1x1 and depthwise
 convolutions far faster on NHWC (channels-last) tensors than on NCHW ones, which it must reorder
-on every call. Folding BN into the preceding conv removes those passes without changing what the
+on every call. Fusing BN into the preceding conv removes those passes without changing what the
 model computes (outputs agree to float rounding).
 """
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule, fuse_conv_bn
+from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models.blocks import SqueezeExcite
@@ -17,50 +17,56 @@ from .backends import BACKENDS, check_backend
 from .roi_align import BatchedRoIAlign, fast_roi_align
 
 
-def fold_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> None:
-    """Fold an eval-mode BatchNorm that follows ``conv`` into the conv's weight and bias, in place.
+def _fuse_conv_bn(conv: nn.Conv2d, bn: _BatchNorm) -> None:
+    """Fuse an eval-mode BatchNorm that follows ``conv`` into the conv's weight and bias, in place.
 
-    Kept beside ``mmcv.cnn.fuse_conv_bn`` because it also folds a BatchNorm without affine weights."""
-    inv_std = torch.rsqrt(bn.running_var + bn.eps)
-    scale = bn.weight.detach() * inv_std if bn.affine else inv_std
-    shift = (bn.bias.detach() if bn.affine else 0) - bn.running_mean * scale
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    The arithmetic of ``mmcv.cnn.fuse_conv_bn``, which also takes a BatchNorm without affine weights."""
+    conv_bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.affine:
+        scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
     with torch.no_grad():
         conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-    conv.bias = nn.Parameter(bias * scale + shift, requires_grad=conv.weight.requires_grad)
+    bias = (conv_bias - bn.running_mean) * scale + (bn.bias.detach() if bn.affine else 0)
+    conv.bias = nn.Parameter(bias, requires_grad=conv.weight.requires_grad)
 
 
-def _fold_into(parent: nn.Module, conv_name: str, norm_name: str) -> None:
-    """Fold ``parent.<norm_name>`` into ``parent.<conv_name>`` and put an ``nn.Identity`` in its place."""
-    norm = getattr(parent, norm_name)
-    if norm.affine:
-        # mmcv folds each conv with the BatchNorm registered right after it among the children:
-        # here exactly the pair asked for, as the callers checked their order.
-        fuse_conv_bn(parent)
-    else:
-        # mmcv's fusion needs the BN's affine weight; a norm_cfg with affine=False has none.
-        fold_conv_bn(getattr(parent, conv_name), norm)
-        setattr(parent, norm_name, nn.Identity())
+def _after_norm(norm: nn.Module) -> nn.Module:
+    """What replaces a fused BatchNorm: ``nn.Identity``, or what the norm ran after normalising (timm's
+    ``BatchNormAct2d`` carries its ``drop`` and ``act``)."""
+    tail = [m for m in (getattr(norm, 'drop', None), getattr(norm, 'act', None)) if isinstance(m, nn.Module)]
+    return nn.Sequential(*tail) if tail else nn.Identity()
 
 
-def fold_batchnorm(module: nn.Module) -> int:
-    """Fold the BatchNorm of every conv+BN pair in ``module`` (ConvModules, SE) into its conv.
+def fuse_batchnorm(module: nn.Module) -> int:
+    """Fuse every BatchNorm that follows a conv in ``module`` into that conv, in place; returns how many.
 
-    Returns how many were folded.
+    A ``ConvModule`` fuses its norm when the norm runs after the conv (its ``order``), ReXNet's
+    squeeze-excitation its ``bn`` into ``fc1``; elsewhere, as ``mmcv.cnn.fuse_conv_bn`` does, a
+    BatchNorm registered right after a ``Conv2d`` among the same parent's children. Call it on a
+    model in eval mode: the running statistics are what is fused.
     """
-    folded = 0
-    for cm in [m for m in module.modules() if isinstance(m, ConvModule)]:
-        norm = getattr(cm, cm.norm_name, None) if cm.with_norm else None
-        # mmcv's fuse_conv_bn goes by registration order (conv first in every ConvModule), not by
-        # ``order``: a norm that runs before the conv must stay.
-        if isinstance(norm, _BatchNorm) and cm.order.index('conv') < cm.order.index('norm'):
-            _fold_into(cm, 'conv', cm.norm_name)
-            folded += 1
-    for se in [m for m in module.modules() if isinstance(m, SqueezeExcite)]:
-        if isinstance(se.bn, _BatchNorm):
-            _fold_into(se, 'fc1', 'bn')
-            folded += 1
-    return folded
+    fused, last_conv = 0, None
+    for name, child in module.named_children():
+        if isinstance(child, ConvModule):
+            norm = getattr(child, child.norm_name, None) if child.with_norm else None
+            # Its conv is registered first whatever its ``order``: a norm that runs first must stay.
+            if isinstance(norm, _BatchNorm) and child.order.index('conv') < child.order.index('norm'):
+                _fuse_conv_bn(child.conv, norm)
+                setattr(child, child.norm_name, nn.Identity())
+                fused += 1
+        elif isinstance(child, SqueezeExcite) and isinstance(child.bn, _BatchNorm):
+            _fuse_conv_bn(child.fc1, child.bn)
+            child.bn = nn.Identity()
+            fused += 1
+        elif isinstance(child, _BatchNorm) and last_conv is not None:
+            _fuse_conv_bn(last_conv, child)
+            setattr(module, name, _after_norm(child))
+            fused += 1
+        elif not isinstance(child, nn.Conv2d):
+            fused += fuse_batchnorm(child)
+        last_conv = child if isinstance(child, nn.Conv2d) else None
+    return fused
 
 
 def _contiguous_feats(module: nn.Module, args):
@@ -96,12 +102,10 @@ def contiguous_roi_features(model: nn.Module) -> int:
     return hooked
 
 
-
-
 def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend: str = 'torch') -> nn.Module:
     """Prepare every ReXNet backbone in ``model`` (a backbone or a whole detector) for fast inference.
 
-    Puts the model in eval mode, folds the backbones' BatchNorms into their convs and, with
+    Puts the model in eval mode, fuses the backbones' BatchNorms into their convs (:func:`fuse_batchnorm`) and, with
     ``channels_last``, stores their weights and runs their layers in channels-last layout (their
     outputs come back in that layout; later layers accept it). A detector's RoI Align layers are
     replaced by :class:`~rexnet_mmdet.deploy.roi_align.BatchedRoIAlign` (mmcv's numbers, batched
@@ -109,7 +113,7 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend
     computes the same function; it can no longer be trained (rebuild it for that).
 
     ``backend='openvino'`` or ``'onnxruntime'`` (CPU; ``pip install openvino`` / ``onnxruntime``)
-    then exports the folded backbone to ONNX (dynamic batch and image size) and runs it in that
+    then exports the fused backbone to ONNX (dynamic batch and image size) and runs it in that
     runtime, the neck and heads staying in PyTorch; outputs agree with PyTorch's to float32
     rounding; with ``channels_last`` its outputs are handed to the neck channels-last.
 
@@ -125,7 +129,7 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True, backend
     # runtime's outputs are made channels-last afterwards).
     in_torch = channels_last and backend == 'torch'
     for backbone in backbones:
-        fold_batchnorm(backbone)
+        fuse_batchnorm(backbone)
         if in_torch:
             backbone.to(memory_format=torch.channels_last)
         backbone.set_inference_mode(channels_last=in_torch)

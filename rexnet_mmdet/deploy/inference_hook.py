@@ -1,7 +1,7 @@
 """Evaluate on the inference path: a test-time hook that calls ``optimize_for_inference``.
 
 mmengine's ``Runner.test()`` loads the checkpoint (``load_or_resume``) before its test loop starts,
-and the loop calls ``before_test`` first; so the BatchNorms this hook folds are the checkpoint's,
+and the loop calls ``before_test`` first; so the BatchNorms this hook fuses are the checkpoint's,
 not the random ones of a freshly built model.
 """
 from typing import Optional
@@ -57,4 +57,4 @@ class InferencePathHook(Hook):
         where = (', backbone channels-last' if self.channels_last else '') if self.backend == 'torch' else \
             f', backbone run by {self.backend}'
         runner.logger.info('inference path: optimize_for_inference applied after loading the checkpoint '
-                           f'(BatchNorm folded into convs{where}{roi}); --no-optimize evaluates the model as built')
+                           f'(BatchNorm fused into convs{where}{roi}); --no-optimize evaluates the model as built')

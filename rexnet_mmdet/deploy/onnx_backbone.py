@@ -1,8 +1,8 @@
 """ONNX export of the ReXNet backbone, with an ONNX Runtime parity check and timing.
 
 The backbone is exported in eval mode after :func:`~rexnet_mmdet.deploy.optimize_for_inference`
-(BatchNorm folded into the convolutions), by the TorchScript-based exporter of
-the TorchScript-based ``torch.onnx.export`` (:mod:`.torch_onnx`: the dynamo exporter needs ``onnxscript``). During export
+(BatchNorm fused into the convolutions), by the TorchScript-based exporter of
+``torch.onnx.export`` (:mod:`.torch_onnx`: the dynamo exporter needs ``onnxscript``). During export
 the blocks' partial residual is written out of place (``torch.cat``), which ONNX can express.
 
 Outputs are named after the taps (``C2``, ``C3``, ``C4``, ``C5``, ``exp16``, ``final_conv``,
@@ -40,7 +40,7 @@ def build_backbone_for_export(widen_factor: float = 1.0, out_indices: Sequence[i
                               optimize: bool = True, seed: int = 0, calibration_size: int = 224,
                               arch: str = 'v1', channel_divisor: Optional[int] = None) -> nn.Module:
     """A ReXNet backbone (any family: ``arch``, ``channel_divisor`` as in ``ReXNet``) in eval mode, with
-    BatchNorm folded into the convs when ``optimize``.
+    BatchNorm fused into the convs when ``optimize``.
 
     Weights: ``checkpoint`` (any format :func:`rexnet_mmdet.models.weights.load_backbone_weights`
     reads), else random ones with BatchNorm statistics set on random images of

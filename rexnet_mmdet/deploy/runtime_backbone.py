@@ -1,6 +1,6 @@
 """Run a detector's backbone in ONNX Runtime or OpenVINO, the rest of the detector in PyTorch.
 
-The backbone (BatchNorm folded) is exported to ONNX once with dynamic batch, height and width,
+The backbone (BatchNorm fused) is exported to ONNX once with dynamic batch, height and width,
 and loaded into the runtime; :class:`RuntimeBackbone` takes its place in the detector and returns
 torch tensors, so the neck, heads and post-processing run as before. Inference only (no autograd).
 """
@@ -109,7 +109,7 @@ class RuntimeBackbone(nn.Module):
 
 def runtime_backbone(backbone: nn.Module, backend: str = 'openvino', onnx_path: Optional[str] = None,
                      threads: Optional[int] = None, channels_last: bool = True) -> RuntimeBackbone:
-    """``backbone`` (eval mode, already prepared, e.g. BatchNorm folded) exported to ONNX and
+    """``backbone`` (eval mode, already prepared, e.g. BatchNorm fused) exported to ONNX and
     loaded into ``backend``: the module to put in its place (``threads`` and ``channels_last``:
     see :class:`RuntimeBackbone`).
 

@@ -23,12 +23,18 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .backends import RUNTIMES, check_backend
+from .backends import PRECISIONS, RUNTIMES, check_backend
 
-#: Compute precisions; bfloat16 in OpenVINO only.
-PRECISIONS = ('f32', 'bf16')
+#: The precisions the runtimes compute in (bfloat16 in OpenVINO only), as OpenVINO's hint names them.
+OPENVINO_PRECISIONS = {'fp32': 'f32', 'bf16': 'bf16'}
 #: Metadata keys the export writes (``metadata_props`` of the ONNX model).
 META_KEYS = ('input_size', 'mean', 'std', 'bgr_to_rgb', 'classes')
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in OPENVINO_PRECISIONS:
+        raise ValueError(f'precision must be one of {", ".join(OPENVINO_PRECISIONS)} in the runtimes, got '
+                         f'{precision!r}' + (' (fp16 runs in PyTorch on CUDA)' if precision in PRECISIONS else ''))
 
 
 def read_metadata(path: str) -> Dict[str, object]:
@@ -111,10 +117,10 @@ def openvino_has_bf16() -> bool:
     return 'BF16' in ov.Core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
 
 
-def openvino_model(path: str, threads: Optional[int] = None, precision: str = 'f32', profile: bool = False):
+def openvino_model(path: str, threads: Optional[int] = None, precision: str = 'fp32', profile: bool = False):
     """An OpenVINO model compiled for the CPU, for latency (one stream), ``threads`` threads.
 
-    ``precision``: ``'f32'`` (default) computes in float32, PyTorch's numbers to rounding; OpenVINO
+    ``precision``: ``'fp32'`` (default) computes in float32, PyTorch's numbers to rounding; OpenVINO
     would otherwise pick bfloat16 by itself on CPUs that have it. ``'bf16'`` lets OpenVINO compute
     in bfloat16 wherever it supports it (the convolutions above all): faster, scores and boxes
     differ from float32's in the third decimal; refused on CPUs without native bfloat16, where it
@@ -124,13 +130,12 @@ def openvino_model(path: str, threads: Optional[int] = None, precision: str = 'f
         import openvino as ov
     except ImportError as e:
         raise ImportError('OpenVINO is not installed: pip install openvino') from e
-    if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
+    _check_precision(precision)
     core = ov.Core()
     if precision == 'bf16' and not openvino_has_bf16():
         raise ValueError(f'this CPU has no native bfloat16 (OpenVINO lists '
-                         f'{core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")}): use precision f32')
-    config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': precision}
+                         f'{core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")}): use precision fp32')
+    config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': OPENVINO_PRECISIONS[precision]}
     if profile:
         config['PERF_COUNT'] = True
     if threads:
@@ -138,7 +143,7 @@ def openvino_model(path: str, threads: Optional[int] = None, precision: str = 'f
     return core.compile_model(core.read_model(path), 'CPU', config)
 
 
-def openvino_profile(path: str, threads: Optional[int] = None, precision: str = 'f32', calls: int = 20,
+def openvino_profile(path: str, threads: Optional[int] = None, precision: str = 'fp32', calls: int = 20,
                      warmup: int = 5, inputs: Optional[Dict[str, np.ndarray]] = None) -> List[Tuple[str, float]]:
     """Where an exported graph's time goes in OpenVINO: milliseconds per call by layer type
     (``Convolution``, ``GroupConvolution`` for depthwise, ``TopK``, ...), from OpenVINO's own
@@ -169,18 +174,16 @@ class Detector:
 
     Args:
         path: the ``.onnx`` file written by :func:`rexnet_mmdet.deploy.ssdlite_export.export_ssdlite`.
-        backend: ``'onnxruntime'`` (ONNX Runtime) or ``'openvino'`` (:data:`RUNTIMES`; ``'ort'`` and the
-            keyword ``runtime=`` are accepted as earlier spellings).
+        backend: ``'onnxruntime'`` (ONNX Runtime) or ``'openvino'`` (:data:`RUNTIMES`).
         threads: CPU threads for the runtime (default: its own choice).
-        precision: ``'f32'`` (default) or ``'bf16'``, OpenVINO only (see :func:`openvino_model`).
+        precision: ``'fp32'`` (default) or ``'bf16'``, OpenVINO only (see :func:`openvino_model`).
     """
 
     def __init__(self, path: str, backend: str = 'onnxruntime', threads: Optional[int] = None,
-                 precision: str = 'f32', *, runtime: Optional[str] = None):
-        backend = check_backend(backend if runtime is None else runtime, RUNTIMES)
-        if precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {", ".join(PRECISIONS)}, got {precision!r}')
-        if precision != 'f32' and backend != 'openvino':
+                 precision: str = 'fp32'):
+        backend = check_backend(backend, RUNTIMES)
+        _check_precision(precision)
+        if precision != 'fp32' and backend != 'openvino':
             raise ValueError(f"precision {precision!r} needs backend='openvino'; ONNX Runtime computes this "
                              f'graph in float32')
         meta = read_metadata(path)
@@ -244,5 +247,5 @@ def draw_detections(image_bgr: np.ndarray, boxes: np.ndarray, scores: np.ndarray
     return out
 
 
-__all__ = ['RUNTIMES', 'PRECISIONS', 'META_KEYS', 'Detector', 'read_metadata', 'preprocess', 'ort_session',
+__all__ = ['RUNTIMES', 'OPENVINO_PRECISIONS', 'META_KEYS', 'Detector', 'read_metadata', 'preprocess', 'ort_session',
            'openvino_model', 'openvino_has_bf16', 'openvino_profile', 'draw_detections']

@@ -3,7 +3,7 @@
 The exported graph computes what MMDetection's ``model.predict`` computes for one image with the
 config's ``test_cfg`` (``BaseDenseHead.predict_by_feat`` followed by ``_bbox_post_process``):
 
-1. backbone, neck and head, with every BatchNorm folded into its convolution;
+1. backbone, neck and head, with every BatchNorm fused into its convolution;
 2. softmax over the ``num_classes + 1`` logits of each anchor, background (the last) dropped;
 3. per feature level, the ``nms_pre`` highest (anchor, class) scores above ``score_thr``;
 4. boxes decoded from the priors of the fixed input size (``DeltaXYWHBBoxCoder``: means, stds,
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from ..utils.build import dataset_classes
 from .backends import ONNX_OPSET
-from .fuse import fold_batchnorm
+from .fuse import fuse_batchnorm
 from .torch_onnx import export_onnx
 
 WH_RATIO_CLIP = 16 / 1000
@@ -118,7 +118,7 @@ class SSDLiteExportModel(nn.Module):
 
     Args:
         detector: an MMDetection single-stage detector with an ``SSDHead``-like head, in eval mode.
-            It is deep-copied; the copy's BatchNorms are folded into its convolutions.
+            It is deep-copied; the copy's BatchNorms are fused into its convolutions.
         input_size: ``(H, W)`` of the network input (the config's resize target, 320x320 for SSDLite).
         test_cfg: score threshold, ``nms_pre``, NMS and ``max_per_img``; default: the head's own.
     """
@@ -139,7 +139,7 @@ class SSDLiteExportModel(nn.Module):
         self.num_classes = int(head.num_classes)
 
         model = copy.deepcopy(detector).cpu().eval()
-        fold_batchnorm(model)
+        fuse_batchnorm(model)
         self.backbone = model.backbone
         self.neck = model.neck if getattr(model, 'with_neck', False) else None
         self.head = model.bbox_head

@@ -1,13 +1,13 @@
 """One inference treatment for every model, so that speed comparisons are like for like.
 
 ``optimize_for_inference`` gives a ReXNet backbone two standard CPU inference steps: BatchNorm
-folded into the conv before it, and channels-last (NHWC) layout. Nothing in them is specific to
+fused into the conv before it, and channels-last (NHWC) layout. Nothing in them is specific to
 ReXNet, so a fair race gives any other backbone (ResNet-50, MobileNetV2, EfficientNet-B0) the
-same: :func:`fuse_and_channels_last` does it with mmcv's own ``fuse_conv_bn``.
+same: :func:`fused` does it with the same :func:`~rexnet_mmdet.deploy.fuse.fuse_batchnorm`.
 
 ``TREATMENTS`` names the columns the benchmarks print: ``'eager'`` (the model as built, eval
-mode), ``'fused+cl'`` (BatchNorm folded, channels-last backbone) and the runtime levers
-``'fused+onnxruntime'`` / ``'fused+openvino'`` (BatchNorm folded, the backbone exported to ONNX and
+mode), ``'fused+cl'`` (BatchNorm fused, channels-last backbone) and the runtime levers
+``'fused+onnxruntime'`` / ``'fused+openvino'`` (BatchNorm fused, the backbone exported to ONNX and
 run by that runtime), each given to every model alike. In a detector (:func:`treat_detector`),
 every treatment but ``'eager'`` also batches the RoI Align layers, as ``optimize_for_inference``
 does: the part of the inference path that is not the backbone's is then the same for all.
@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from ..models.rexnet import ReXNet
-from .fuse import contiguous_roi_features, optimize_for_inference
+from .fuse import contiguous_roi_features, fuse_batchnorm, optimize_for_inference
 from .graphs import LEVERS, graph_backbone, graph_features, lever_unavailable
 from .roi_align import fast_roi_align
 from .runtime_backbone import runtime_backbone
@@ -36,67 +36,36 @@ def _to_channels_last(module: nn.Module, args):
     return None
 
 
-def fuse_batchnorm(module: nn.Module, channels_last: bool = False) -> nn.Module:
-    """Fold BatchNorm into the convs of ``module`` (a backbone), in place, eval mode; ReXNet through
-    ``optimize_for_inference``, others through ``mmcv.cnn.fuse_conv_bn``."""
-    if isinstance(module, ReXNet) or any(isinstance(m, ReXNet) for m in module.modules()):
+def fused(module: nn.Module, channels_last: bool = True) -> nn.Module:
+    """The ``'fused+cl'`` treatment (``channels_last=False``: the first step of the runtime ones), in
+    place: ``module`` (a backbone) in eval mode with its BatchNorms fused into its convs
+    (:func:`~rexnet_mmdet.deploy.fuse.fuse_batchnorm`) and, with ``channels_last``, its weights
+    stored channels-last and a forward pre-hook that makes its input channels-last. A ReXNet goes
+    through ``optimize_for_inference``, whose inference mode makes its input channels-last itself.
+    """
+    if any(isinstance(m, ReXNet) for m in module.modules()):
         return optimize_for_inference(module, channels_last=channels_last)
-    from mmcv.cnn import fuse_conv_bn
-
     module.eval()
-    if any(hasattr(m, 'act') and isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
-        _fuse_norm_act(module)  # timm's BatchNormAct2d: mmcv's fold would drop its activation
-    else:
-        fuse_conv_bn(module)
+    fuse_batchnorm(module)
     if channels_last:
         module.to(memory_format=torch.channels_last)
         module.register_forward_pre_hook(_to_channels_last)
     return module
 
 
-def _fuse_norm_act(module: nn.Module) -> None:
-    """Fold every BatchNorm that directly follows a conv into it, in place, keeping what a
-    BatchNorm carries after the normalisation (timm's ``BatchNormAct2d``: its ``drop`` and ``act``)."""
-    from mmcv.cnn.utils.fuse_conv_bn import _fuse_conv_bn
-
-    last_conv = None
-    for name, child in module.named_children():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and isinstance(last_conv, nn.Conv2d):
-            _fuse_conv_bn(last_conv, child)
-            tail = [m for m in (getattr(child, 'drop', None), getattr(child, 'act', None)) if isinstance(m, nn.Module)]
-            setattr(module, name, nn.Sequential(*tail) if tail else nn.Identity())
-            last_conv = None
-        elif isinstance(child, nn.Conv2d):
-            last_conv = child
-        else:
-            _fuse_norm_act(child)
-            last_conv = None
-
-
-def fuse_and_channels_last(module: nn.Module) -> nn.Module:
-    """Fold BatchNorm into the convs of ``module`` (a backbone) and run it channels-last, in place.
-
-    ReXNet backbones go through ``optimize_for_inference``; any other backbone through
-    ``mmcv.cnn.fuse_conv_bn`` (every ``Conv2d`` directly followed by a BatchNorm), its weights
-    stored channels-last and a forward pre-hook that makes its input channels-last (what
-    ReXNet's inference mode does inside ``forward``). Returns ``module`` in eval mode.
-    """
-    return fuse_batchnorm(module, channels_last=True)
-
-
 def in_runtime(backend: str) -> Callable[[nn.Module], nn.Module]:
-    """A treatment: BatchNorm folded, then the backbone exported to ONNX and run by ``backend``
+    """A treatment: BatchNorm fused, then the backbone exported to ONNX and run by ``backend``
     (``'onnxruntime'`` or ``'openvino'``; see ``runtime_backbone.RuntimeBackbone``), its outputs
     handed on channels-last as a ``'fused+cl'`` backbone's are."""
     def treat(module: nn.Module) -> nn.Module:
-        return runtime_backbone(fuse_batchnorm(module, channels_last=False), backend, channels_last=True)
+        return runtime_backbone(fused(module, channels_last=False), backend, channels_last=True)
     return treat
 
 
 def with_lever(lever: str) -> Callable[[nn.Module], nn.Module]:
     """A treatment: ``'fused+cl'``, then the backbone run through ``lever`` (see :mod:`.graphs`)."""
     def treat(module: nn.Module) -> nn.Module:
-        return graph_backbone(fuse_and_channels_last(module), lever)
+        return graph_backbone(fused(module), lever)
     return treat
 
 
@@ -139,7 +108,7 @@ def treat_detector(detector: nn.Module, treatment: str) -> nn.Module:
         reason = treatment_unavailable(treatment, next(detector.parameters()).device)
         if reason:
             raise ValueError(reason)
-        detector.backbone = fuse_and_channels_last(detector.backbone)
+        detector.backbone = fused(detector.backbone)
     else:
         detector.backbone = treat_backbone(detector.backbone, treatment)
     if batches_roi_align(treatment):
@@ -158,7 +127,7 @@ def _eager(module: nn.Module) -> nn.Module:
 #: Name -> function (in place, returns the module) of the treatments the benchmarks compare.
 TREATMENTS: Dict[str, Callable[[nn.Module], nn.Module]] = {
     'eager': _eager,
-    'fused+cl': fuse_and_channels_last,
+    'fused+cl': fused,
     'fused+onnxruntime': in_runtime('onnxruntime'),
     'fused+openvino': in_runtime('openvino'),
     'fused+cl+cudagraph': with_lever('cudagraph'),

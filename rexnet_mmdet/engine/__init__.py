@@ -6,14 +6,11 @@ mmengine training checkpoints hold; :mod:`.mmengine_loader`), registers ``Checkp
 ``ReXNetGuardHook`` and ``TrainingCurvesHook`` in mmengine's HOOKS and the atomic
 local file backend used to save checkpoints (:mod:`.atomic_backend`).
 """
-from ..models.weights.safe_load import (CheckpointError, CheckpointMismatchError, CheckpointNotFoundError,
-                                        CorruptCheckpointError, MalformedCheckpointError, UnsafeCheckpointError,
-                                        load_checkpoint, load_checkpoint_file)
+from ..models.weights.safe_load import load_checkpoint, load_checkpoint_file
 from .atomic_backend import ATOMIC_BACKEND, AtomicLocalBackend
 from .backbone_start import check_backbone_start
 from .checkpoint_config import prepare_checkpoints
-from .checkpoint_content import (TRAINING_CHECKPOINT_GLOBALS, check_training_checkpoint, check_weights_fit,
-                                 checkpoint_state_dict)
+from .checkpoint_content import check_training_checkpoint, check_weights_fit, checkpoint_state_dict
 from .checkpoint_hook import CheckpointCheckHook
 from .curves import TrainingCurvesHook, plot_training_curves, read_scalar_logs
 from .data_checks import DatasetCheckError, check_run_data
@@ -26,9 +23,7 @@ from .stride_check import StrideMismatchError, check_feature_strides
 register_safe_checkpoint_loader()
 
 __all__ = [
-    'TRAINING_CHECKPOINT_GLOBALS', 'CheckpointCheckHook', 'CheckpointError', 'CheckpointMismatchError',
-    'CheckpointNotFoundError', 'CorruptCheckpointError', 'MalformedCheckpointError', 'UnsafeCheckpointError',
-    'check_training_checkpoint', 'check_weights_fit', 'checkpoint_state_dict', 'find_resume_checkpoint',
+    'CheckpointCheckHook', 'check_training_checkpoint', 'check_weights_fit', 'checkpoint_state_dict', 'find_resume_checkpoint',
     'is_readable_checkpoint', 'load_checkpoint', 'load_checkpoint_file', 'prepare_checkpoints',
     'register_safe_checkpoint_loader', 'check_backbone_start', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
     'ReXNetGuardHook', 'add_guard', 'ChannelMismatchError', 'TrainingCurvesHook', 'plot_training_curves',

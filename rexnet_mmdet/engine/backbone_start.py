@@ -55,8 +55,8 @@ def check_backbone_start(cfg, config_name: str = 'the config') -> None:
     frozen BatchNorm or frozen stages.
 
     Frozen BatchNorm keeps its initial statistics (mean 0, variance 1) and so normalises
-    nothing: on random weights the activations shrink layer by layer to denormal floats (a CPU
-    step ~25 times slower) and the backbone cannot learn; frozen random stages never learn.
+    nothing: on random weights the activations shrink layer by layer to denormal floats (slow on a
+    CPU) and the backbone cannot learn; frozen random stages never learn.
     The R-CNN configs freeze BN for ImageNet weights; with ``init_cfg=None`` and no
     ``load_from`` / resume, that is refused with the options that train a random backbone.
     """
@@ -76,7 +76,7 @@ def check_backbone_start(cfg, config_name: str = 'the config') -> None:
         raise ValueError(
             f'{config_name}: the backbone would start from random weights (no ImageNet init_cfg, no load_from) '
             f'with {", ".join(frozen)}: frozen BatchNorm keeps mean 0 / variance 1, so activations shrink to '
-            f'denormal floats (a CPU step ~25x slower) and frozen random layers never learn. To train a random '
+            f'denormal floats (slow on a CPU) and frozen random layers never learn. To train a random '
             f'backbone add --cfg-options {RANDOM_BACKBONE_OPTIONS}; or give ImageNet weights with '
             f'model.backbone.init_cfg.checkpoint=PATH_OR_URL')
 

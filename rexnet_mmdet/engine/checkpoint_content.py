@@ -4,10 +4,8 @@ from typing import Any, Dict
 
 import torch
 
-from ..models.weights.safe_load import CHECKPOINT_GLOBALS, CheckpointMismatchError, MalformedCheckpointError
-
-#: Kept under its earlier name: what a training checkpoint may hold besides tensors and containers.
-TRAINING_CHECKPOINT_GLOBALS = CHECKPOINT_GLOBALS
+from ..models.weights.safe_load import CheckpointMismatchError, MalformedCheckpointError
+from ..models.weights.weight_files import strip_module_prefix
 
 
 def checkpoint_state_dict(checkpoint: Any, source: str) -> Dict[str, torch.Tensor]:
@@ -66,15 +64,13 @@ def check_training_checkpoint(checkpoint: Any, source: str, resume: bool = False
                                        f'{type(checkpoint["param_schedulers"]).__name__}, not a list')
 
 
-def check_weights_fit(model: torch.nn.Module, checkpoint: Any, source: str, min_fraction: float = 1.0) -> float:
-    """Refuse weights that fit fewer than ``min_fraction`` of ``model``'s (same name and shape).
+def check_weights_fit(model: torch.nn.Module, checkpoint: Any, source: str, min_fit: float = 1.0) -> float:
+    """Refuse weights that fit fewer than ``min_fit`` of ``model``'s (same name and shape).
 
     ``num_batches_tracked`` buffers are not counted; a ``module.`` prefix (DataParallel) is
     ignored. Returns the fraction that fits.
     """
-    state = checkpoint_state_dict(checkpoint, source)
-    if state and all(k.startswith('module.') for k in state):
-        state = {k[len('module.'):]: v for k, v in state.items()}
+    state = strip_module_prefix(checkpoint_state_dict(checkpoint, source))
     own = {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
     if not own:
         return 1.0
@@ -87,7 +83,7 @@ def check_weights_fit(model: torch.nn.Module, checkpoint: Any, source: str, min_
             f'checkpoint {source} fits none of the model\'s {len(own)} weights (checkpoint keys like '
             f'{", ".join(sorted(state)[:3])}; model keys like {", ".join(list(own)[:3])}): is it a checkpoint of '
             f'this config\'s model?')
-    if fraction < min_fraction:
+    if fraction < min_fit:
         detail = []
         if missing:
             detail.append(f'{len(missing)} missing, e.g. {missing[0]}')
@@ -101,4 +97,4 @@ def check_weights_fit(model: torch.nn.Module, checkpoint: Any, source: str, min_
     return fraction
 
 
-__all__ = ['TRAINING_CHECKPOINT_GLOBALS', 'checkpoint_state_dict', 'check_training_checkpoint', 'check_weights_fit']
+__all__ = ['checkpoint_state_dict', 'check_training_checkpoint', 'check_weights_fit']

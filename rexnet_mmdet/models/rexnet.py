@@ -16,6 +16,7 @@ from .channels import (EXPANSION_TAP, FINAL_TAP, STAGE_DEPTHS, TapSpec, activati
                        tap_specs)
 from .norms import is_batch_norm
 from .one_image_batch import one_image_step, running_statistics
+from .width_names import format_width
 
 #: frozen_stages: -1 nothing, 0 the stem, k in 1..6 the stem and stages 1..k, 7 also the final conv.
 MAX_FROZEN_STAGES = len(STAGE_DEPTHS) + 1
@@ -310,9 +311,9 @@ class ReXNet(BaseModule):
         if self._pretrained is None:
             super().init_weights()
             frozen_bn = self.norm_eval or self.norm_cfg.get('requires_grad') is False
-            print_log('=' * 78 + f'\n{self.family} backbone (widen_factor=%g) starts from RANDOM weights: no '
-                      "init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from scratch falls far "
-                      'short of the paper; see README "Weights".\n' % self.widen_factor
+            print_log('=' * 78 + f'\n{self.family} backbone (widen_factor={format_width(self.widen_factor)}) starts '
+                      "from RANDOM weights: no init_cfg=dict(type='Pretrained', checkpoint=...). A COCO run from "
+                      'scratch falls far short of the paper; see docs/weights.md#imagenet-weights-in-a-config.\n'
                       + ('With frozen BatchNorm (norm_eval=True or requires_grad=False) the random backbone is '
                          'not normalised: unless a checkpoint is loaded next (load_from, resume), train it with '
                          'norm_eval=False, norm_cfg.requires_grad=True, frozen_stages=-1.\n' if frozen_bn else '')
@@ -322,6 +323,6 @@ class ReXNet(BaseModule):
             from .weights.transfer import load_transferred_weights
             load_transferred_weights(self, self._pretrained, noise=self._width_transfer_noise)
         else:
-            from .weights.formats import load_backbone_weights
+            from .weights.pretrained import load_backbone_weights
             load_backbone_weights(self, self._pretrained)
         self._is_init = True

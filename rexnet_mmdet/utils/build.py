@@ -134,7 +134,7 @@ def build_backbone(cfg: dict, seed: int = 0, checkpoint: Optional[str] = None,
     from mmengine.registry import init_default_scope
 
     from ..models import ReXNet  # noqa: F401  (registers type='ReXNet')
-    from ..models.weights.formats import load_backbone_weights
+    from ..models.weights.pretrained import load_backbone_weights
     init_default_scope('mmdet')
     cfg = _without_pretrained(copy.deepcopy(dict(cfg)))
     torch.manual_seed(seed)

@@ -7,7 +7,7 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import rexnet_mmdet  # noqa: F401
-from rexnet_mmdet.deploy import fold_batchnorm, optimize_for_inference
+from rexnet_mmdet.deploy import fuse_batchnorm, optimize_for_inference
 from rexnet_mmdet.models import ReXNet
 from randomised import randomise_norms  # tests/helpers/, registered by conftest.py
 
@@ -53,7 +53,7 @@ def test_optimized_backbone_matches_eager(channels_last, out_indices, family, de
 def test_fold_counts_every_norm(family, se):
     model = ReXNet(out_indices=(6,), **FAMILIES[family]).eval()
     norms = sum(isinstance(m, _BatchNorm) for m in model.modules())
-    assert fold_batchnorm(model) == norms == 1 + 2 + 15 * 3 + se + 1  # stem, block 0, blocks 1-15, SE, final
+    assert fuse_batchnorm(model) == norms == 1 + 2 + 15 * 3 + se + 1  # stem, block 0, blocks 1-15, SE, final
 
 
 @pytest.mark.slow

@@ -325,8 +325,8 @@ def test_tool_exports_runs_and_draws(trained, tmp_path, capsys):
     assert set(summary['timings']) == {'PyTorch eager', 'ONNX Runtime', 'OpenVINO'} | (
         {'OpenVINO bf16'} if runtimes.openvino_has_bf16() else set())
     assert all(t > 0 for t in summary['timings'].values())
-    assert set(summary['profile']) == ({'f32', 'bf16'} if runtimes.openvino_has_bf16() else {'f32'})
-    layers = summary['profile']['f32']
+    assert set(summary['profile']) == ({'fp32', 'bf16'} if runtimes.openvino_has_bf16() else {'fp32'})
+    layers = summary['profile']['fp32']
     assert layers['Convolution'] > 0 and 'NonMaxSuppression' in layers
 
     shapes = trained['folder'] / 'shapes'

@@ -8,8 +8,9 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from rexnet_mmdet.engine import (TRAINING_CHECKPOINT_GLOBALS, CorruptCheckpointError, UnsafeCheckpointError,
-                                 find_resume_checkpoint, load_checkpoint_file)
+from rexnet_mmdet import CorruptCheckpointError, UnsafeCheckpointError
+from rexnet_mmdet.engine import find_resume_checkpoint, load_checkpoint_file
+from rexnet_mmdet.models.weights import CHECKPOINT_GLOBALS
 
 def _training_checkpoint() -> dict:
     """A checkpoint shaped like the ones mmengine's Runner saves, built from the real objects."""
@@ -107,7 +108,7 @@ def test_allow_list_is_exactly_what_mmengine_checkpoints_need(tmp_path):
     torch.save(_training_checkpoint(), path)
     needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
     allowed = {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
-               for g in TRAINING_CHECKPOINT_GLOBALS}
+               for g in CHECKPOINT_GLOBALS}
     assert needed <= allowed
     # Nothing that can run commands, import modules or open files.
     assert not any(name.split('.')[0] in ('os', 'posix', 'subprocess', 'importlib', 'io', 'sys')

@@ -6,7 +6,8 @@ from mmdet.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import rexnet_mmdet  # noqa: F401
-from rexnet_mmdet.models.weights.formats import from_own_format, save_own_format, to_own_format
+from rexnet_mmdet.models.weights.formats import from_own_format, to_own_format
+from rexnet_mmdet.models.weights.weight_files import save_own_format
 from rexnet_mmdet.models import ReXNet
 from rexnet_mmdet.models.channels import PUBLISHED_WIDTHS, tap_specs
 

@@ -50,8 +50,13 @@ def test_checkpoints_that_do_not_fit_stop_the_tool_before_the_export(tool, tmp_p
 def test_one_backend_vocabulary(tool, capsys):
     args = tool.parse_args([CONFIG, '--out', 'x.onnx', '--images', 'a.png'])
     assert args.backend == 'onnxruntime'
-    # The earlier spelling still works; the help shows only the canonical names.
-    assert tool.parse_args([CONFIG, '--out', 'x.onnx', '--runtime', 'ort']).backend == 'onnxruntime'
+    # One set of words: no aliases.
+    for old in (['--runtime', 'onnxruntime'], ['--backend', 'ort'], ['--precision', 'f32']):
+        with pytest.raises(SystemExit):
+            tool.parse_args([CONFIG, '--out', 'x.onnx'] + old)
+    with pytest.raises(ValueError, match='backend must be one of onnxruntime, openvino'):
+        runtimes.Detector('x.onnx', backend='ort')
+    capsys.readouterr()
     assert tool.parse_args([CONFIG, '--out', 'x.onnx', '--backend', 'openvino']).backend == 'openvino'
     with pytest.raises(SystemExit):
         tool.parse_args(['--help'])
@@ -76,7 +81,7 @@ def test_export_without_checkpoint_records_the_configs_classes(tool, tmp_path):
     out = str(tmp_path / 'random.onnx')
     summary = tool.run([CONFIG, '--out', out, '--threads', '1'])
     assert summary['checkpoint'] is None and osp.isfile(out)
-    detector = runtimes.Detector(out, backend='ort', threads=1)
+    detector = runtimes.Detector(out, backend='onnxruntime', threads=1)
     assert detector.backend == 'onnxruntime'
     assert detector.classes == list(SHAPE_CLASSES) and len(detector.classes) == 4
     with pytest.raises(ValueError, match='cv2.imread returns None'):

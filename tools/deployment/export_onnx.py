@@ -1,7 +1,7 @@
 """Export a ReXNet backbone to ONNX, check ONNX Runtime against PyTorch and time both.
 
-The backbone is exported with BatchNorm folded into its convolutions. The check compares ONNX
-Runtime's outputs with those of the PyTorch backbone as built (unfolded), on the export size and,
+The backbone is exported with BatchNorm fused into its convolutions. The check compares ONNX
+Runtime's outputs with those of the PyTorch backbone as built (unfused), on the export size and,
 with --dynamic, on other batch sizes and image sizes. The timing runs the eager PyTorch backbone,
 the optimised one (``rexnet_mmdet.deploy.optimize_for_inference``) and the ONNX Runtime session,
 interleaved, and reports medians.
@@ -31,7 +31,7 @@ from rexnet_mmdet.utils.timing import (busy_warning, format_machine, machine_inf
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Export a ReXNet backbone (BatchNorm folded) to ONNX, check ONNX Runtime\'s outputs '
+        description='Export a ReXNet backbone (BatchNorm fused) to ONNX, check ONNX Runtime\'s outputs '
                     'against PyTorch\'s and time ONNX Runtime against the PyTorch backbone.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Without --checkpoint the weights are random, with BatchNorm statistics set on random '
@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--dynamic', action='store_true',
                         help='dynamic batch, height and width (also checked at another batch and size)')
     parser.add_argument('--opset', type=int, default=ONNX_OPSET, help=f'ONNX opset (default {ONNX_OPSET})')
-    parser.add_argument('--no-fold', action='store_true', help='export without folding BatchNorm into the convs')
+    parser.add_argument('--no-fuse', action='store_true', help='export without fusing BatchNorm into the convs')
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest accepted absolute difference to PyTorch (default 1e-4)')
     parser.add_argument('--threads', type=int, default=None,
@@ -82,6 +82,56 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def check_parity(eager, session, args, generator: torch.Generator) -> bool:
+    """Print ONNX Runtime's largest difference to the eager backbone at the export size (and, with
+    --dynamic, at another batch and size); whether it is within --tolerance or float32 rounding."""
+    h, w = args.height, args.width
+    shapes = [(args.batch, h, w)]
+    if args.dynamic:
+        shapes.append((args.batch + 1, h + 32, w - 32 if w > 64 else w + 64))
+    worst, inputs = 0.0, []
+    for n, hh, ww in shapes:
+        x = torch.randn(n, 3, hh, ww, generator=generator)
+        inputs.append(x)
+        diffs = ox.parity(eager, session, x)
+        with torch.no_grad():
+            scale = max(float(o.abs().max()) for o in eager(x))
+        worst = max(worst, max(diffs.values()))
+        print(f'ONNX Runtime vs PyTorch (eager), input {n}x3x{hh}x{ww}: max |diff| '
+              + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()) + f' (outputs up to {scale:.3g})')
+    if worst <= args.tolerance:
+        print(f'parity: OK, max |diff| {worst:.2e} <= {args.tolerance:g}')
+        return True
+    # Deep random networks amplify float32 rounding: compare with PyTorch's own float32 error.
+    floor = max(ox.float32_error(eager, x) for x in inputs)
+    ok = worst <= 2 * floor
+    print(f'max |diff| {worst:.2e} is above {args.tolerance:g}; PyTorch\'s own float32 error on the same '
+          f'inputs (float32 vs float64) is {floor:.2e}')
+    print('parity: ' + ('OK within float32 rounding (no more than twice PyTorch\'s own error: the outputs '
+                        'are large, the export is not wrong)' if ok else
+                        'FAILED (more than twice PyTorch\'s own float32 error)'))
+    return ok
+
+
+def time_runtimes(eager, session, args, generator: torch.Generator, threads: int) -> None:
+    """Time the eager backbone, the optimised one and the ONNX Runtime session, interleaved; print medians."""
+    h, w = args.height, args.width
+    fast = optimize_for_inference(copy.deepcopy(eager))
+    x = torch.randn(args.batch, 3, h, w, generator=generator)
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    cases = {'PyTorch eager': lambda: eager(x), 'PyTorch optimized': lambda: fast(x)}
+    cases['ONNX Runtime'] = lambda: session.run(None, feed)
+    print(f'timing batch {args.batch} at {h}x{w}, {threads} threads, ONNX Runtime '
+          f'{args.ort_optimization} optimisation, {"parallel" if args.ort_parallel else "sequential"} '
+          f'execution: {args.warmup} warm-up + {args.repeats} timed calls each, '
+          f'in turns of {ox.RUNTIME_TIMING["block"]} calls')
+    with torch.no_grad():
+        median = medians(time_interleaved(cases, args.repeats, args.warmup, **ox.RUNTIME_TIMING))
+    base = median['PyTorch eager']
+    for name, t in median.items():
+        print(f'  {name:18s} median {t * 1e3:8.2f} ms   {t / base:.3f}x eager')
+
+
 @tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -93,60 +143,22 @@ def main(argv=None) -> int:
         print(warning)
     eager = ox.build_backbone_for_export(args.widen_factor, args.out_indices, args.checkpoint, optimize=False,
                                          arch=args.arch, channel_divisor=args.channel_divisor)
-    folded = copy.deepcopy(eager)
-    if not args.no_fold:
-        optimize_for_inference(folded, channels_last=False)
+    fused = copy.deepcopy(eager)
+    if not args.no_fuse:
+        optimize_for_inference(fused, channels_last=False)
     h, w = args.height, args.width
-    ox.export_backbone(folded, args.out, (h, w), args.batch, dynamic=args.dynamic, opset=args.opset)
+    ox.export_backbone(fused, args.out, (h, w), args.batch, dynamic=args.dynamic, opset=args.opset)
     names = ox.output_names(eager)
     print(f'wrote {args.out}: {eager.family} {width_tag(args.widen_factor)}, outputs {", ".join(names)}, opset {args.opset}, '
           f'{"dynamic batch/height/width" if args.dynamic else f"fixed input {args.batch}x3x{h}x{w}"}, '
-          f'BatchNorm {"kept" if args.no_fold else "folded"}, '
+          f'BatchNorm {"kept" if args.no_fuse else "fused"}, '
           f'{"weights from " + args.checkpoint if args.checkpoint else "random weights"}')
 
     session = ox.ort_session(args.out, threads, args.ort_optimization, sequential=not args.ort_parallel)
-    g = torch.Generator().manual_seed(1)
-    shapes = [(args.batch, h, w)]
-    if args.dynamic:
-        shapes.append((args.batch + 1, h + 32, w - 32 if w > 64 else w + 64))
-    worst, inputs = 0.0, []
-    for n, hh, ww in shapes:
-        x = torch.randn(n, 3, hh, ww, generator=g)
-        inputs.append(x)
-        diffs = ox.parity(eager, session, x)
-        with torch.no_grad():
-            scale = max(float(o.abs().max()) for o in eager(x))
-        worst = max(worst, max(diffs.values()))
-        print(f'ONNX Runtime vs PyTorch (eager), input {n}x3x{hh}x{ww}: max |diff| '
-              + ', '.join(f'{k} {v:.2e}' for k, v in diffs.items()) + f' (outputs up to {scale:.3g})')
-    ok = worst <= args.tolerance
-    if ok:
-        print(f'parity: OK, max |diff| {worst:.2e} <= {args.tolerance:g}')
-    else:
-        # Deep random networks amplify float32 rounding: compare with PyTorch's own float32 error.
-        floor = max(ox.float32_error(eager, x) for x in inputs)
-        ok = worst <= 2 * floor
-        print(f'max |diff| {worst:.2e} is above {args.tolerance:g}; PyTorch\'s own float32 error on the same '
-              f'inputs (float32 vs float64) is {floor:.2e}')
-        print('parity: ' + ('OK within float32 rounding (no more than twice PyTorch\'s own error: the outputs '
-                            'are large, the export is not wrong)' if ok else
-                            'FAILED (more than twice PyTorch\'s own float32 error)'))
-
+    generator = torch.Generator().manual_seed(1)
+    ok = check_parity(eager, session, args, generator)
     if args.repeats:
-        fast = optimize_for_inference(copy.deepcopy(eager))
-        x = torch.randn(args.batch, 3, h, w, generator=g)
-        feed = {session.get_inputs()[0].name: x.numpy()}
-        cases = {'PyTorch eager': lambda: eager(x), 'PyTorch optimized': lambda: fast(x)}
-        cases['ONNX Runtime'] = lambda: session.run(None, feed)
-        print(f'timing batch {args.batch} at {h}x{w}, {threads} threads, ONNX Runtime '
-              f'{args.ort_optimization} optimisation, {"parallel" if args.ort_parallel else "sequential"} '
-              f'execution: {args.warmup} warm-up + {args.repeats} timed calls each, '
-              f'in turns of {ox.RUNTIME_TIMING["block"]} calls')
-        with torch.no_grad():
-            median = medians(time_interleaved(cases, args.repeats, args.warmup, **ox.RUNTIME_TIMING))
-        base = median['PyTorch eager']
-        for name, t in median.items():
-            print(f'  {name:18s} median {t * 1e3:8.2f} ms   {t / base:.3f}x eager')
+        time_runtimes(eager, session, args, generator, threads)
     return 0 if ok else 1
 
 

@@ -28,10 +28,11 @@ import statistics
 import sys
 from typing import List, Optional, Tuple
 
-from rexnet_mmdet.deploy.backends import RUNTIMES, canonical_backend
+from rexnet_mmdet.deploy.backends import RUNTIMES
+from rexnet_mmdet.deploy.runtimes import OPENVINO_PRECISIONS
+from rexnet_mmdet.models.images import IMAGE_EXTENSIONS, image_files
 from rexnet_mmdet.utils.cli import tool_main
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,13 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'set on a random image), which is enough for timing but detects nothing')
     parser.add_argument('--out', required=True, help='ONNX file to write')
     parser.add_argument('--images', nargs='+', default=[], help='images or folders of images to detect in')
-    parser.add_argument('--backend', type=canonical_backend, choices=RUNTIMES, default='onnxruntime',
+    parser.add_argument('--backend', choices=RUNTIMES, default='onnxruntime',
                         help='runtime for --images and --eval (default onnxruntime)')
-    # The earlier spelling, --runtime ort, still works.
-    parser.add_argument('--runtime', dest='backend', type=canonical_backend, choices=RUNTIMES,
-                        default='onnxruntime', help=argparse.SUPPRESS)
-    parser.add_argument('--precision', choices=['f32', 'bf16'], default='f32',
-                        help='compute precision for --images and --eval: f32 (default) or bf16, OpenVINO only, '
+    parser.add_argument('--precision', choices=tuple(OPENVINO_PRECISIONS), default='fp32',
+                        help='compute precision for --images and --eval: fp32 (default) or bf16, OpenVINO only, '
                              'on CPUs with native bfloat16 (faster; scores differ in the third decimal)')
     parser.add_argument('--eval', metavar='ANN_FILE',
                         help='COCO box AP of the exported graph on this COCO-format annotation file; --images '
@@ -82,7 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--repeats must be at least 1 and --warmup 0 or more')
     if args.show_dir and not args.images:
         parser.error('--show-dir needs --images')
-    if args.precision != 'f32' and args.backend != 'openvino':
+    if args.precision != 'fp32' and args.backend != 'openvino':
         parser.error(f'--precision {args.precision} needs --backend openvino (ONNX Runtime computes in float32)')
     if args.eval and (len(args.images) != 1 or not os.path.isdir(args.images[0])):
         found = f' ({args.images[0]} is not a folder)' if len(args.images) == 1 else ''
@@ -148,11 +146,11 @@ def load_detector(config: str, checkpoint: Optional[str]):
     return model.eval(), cfg
 
 
-def image_files(paths: List[str]) -> List[str]:
+def input_files(paths: List[str]) -> List[str]:
     files = []
     for path in paths:
         if osp.isdir(path):
-            files += sorted(osp.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+            files += image_files(path)
         elif osp.isfile(path):
             files.append(path)
         else:
@@ -270,7 +268,7 @@ def profile(onnx_path: str, threads: int, calls: int, warmup: int, x, scale) -> 
 
     inputs = {'input': x, 'scale_factor': scale}
     result = {}
-    for precision in ('f32', 'bf16') if openvino_has_bf16() else ('f32',):
+    for precision in ('fp32', 'bf16') if openvino_has_bf16() else ('fp32',):
         layers = openvino_profile(onnx_path, threads, precision, calls=calls, warmup=warmup, inputs=inputs)
         total = sum(ms for _, ms in layers)
         print(f'OpenVINO {precision}, {threads} threads, per-layer counters over {calls} calls: {total:.2f} ms '
@@ -293,7 +291,7 @@ def run(argv=None) -> dict:
     threads = args.threads or usable_cores()
     torch.set_num_threads(threads)
     # --eval finds its images through the annotation file; the others take every image given.
-    files = image_files(args.images) if args.images and (not args.eval or args.show_dir) else []
+    files = input_files(args.images) if args.images and (not args.eval or args.show_dir) else []
     model, cfg = load_detector(args.config, args.checkpoint)
     input_size = input_size_of(cfg)
     export_ssdlite(model, args.out, input_size)

@@ -76,15 +76,30 @@ def picture_grid(picture_dir: str, out_file: str, count: int = 8, columns: int =
     return out_file
 
 
-@tool_main(errors=(DatasetCheckError,))
-def main(argv=None) -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=DEFAULT_CONFIG, help='demo config (default: %(default)s)')
     parser.add_argument('--work-dir', help='where results go (default: work_dirs/demo for the default config, '
                                            'else work_dirs/<config name>); a previous demo run there is replaced')
     parser.add_argument('--no-optimize', action='store_true',
                         help='evaluate the model as built (tools/test.py --no-optimize), not on the inference path')
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def clear_previous_run(work_dir: str) -> None:
+    """Remove what a previous demo run left in ``work_dir``; refuse a folder that holds anything else."""
+    if osp.isdir(work_dir) and os.listdir(work_dir):
+        # Only ever delete what a previous run left: an mmengine work dir has these.
+        if not (osp.isfile(osp.join(work_dir, 'last_checkpoint')) or glob.glob(osp.join(work_dir, '*', 'vis_data'))):
+            fail(f'{work_dir} exists and does not look like a previous demo run; '
+                 f'choose another --work-dir')
+        print(f'starting afresh: removing the previous demo results in {work_dir}', flush=True)
+        shutil.rmtree(work_dir)
+
+
+@tool_main(errors=(DatasetCheckError,))
+def main(argv=None) -> None:
+    args = parse_args(argv)
     os.chdir(PROJECT_ROOT)  # the configs name data/shapes/ relative to the clone
     start = time.monotonic()
     work_dir = args.work_dir or ('work_dirs/demo' if args.config == DEFAULT_CONFIG else
@@ -100,13 +115,7 @@ def main(argv=None) -> None:
     check_run_data(cfg, ['train_dataloader', 'val_dataloader'])
     dataset_done = time.monotonic()
 
-    if osp.isdir(work_dir) and os.listdir(work_dir):
-        # Only ever delete what a previous run left: an mmengine work dir has these.
-        if not (osp.isfile(osp.join(work_dir, 'last_checkpoint')) or glob.glob(osp.join(work_dir, '*', 'vis_data'))):
-            fail(f'{work_dir} exists and does not look like a previous demo run; '
-                             f'choose another --work-dir')
-        print(f'starting afresh: removing the previous demo results in {work_dir}', flush=True)
-        shutil.rmtree(work_dir)
+    clear_previous_run(work_dir)
     step(f'2/3 training from random weights (progress every {cfg.default_hooks.logger.interval} iterations; '
          f'COCO AP on the held-out images every {cfg.train_cfg.val_interval})')
     run(['tools/train.py', args.config, '--work-dir', work_dir])

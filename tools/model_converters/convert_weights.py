@@ -27,7 +27,8 @@ import argparse
 import sys
 
 from rexnet_mmdet.models.channels import family_name
-from rexnet_mmdet.models.weights import FORMATS, CheckpointError, convert_checkpoint
+from rexnet_mmdet import CheckpointError
+from rexnet_mmdet.models.weights import FORMATS, convert_checkpoint
 from rexnet_mmdet.models.weights.transfer import transfer_checkpoint
 from rexnet_mmdet.models.width_names import format_width
 from rexnet_mmdet.utils.cli import tool_main

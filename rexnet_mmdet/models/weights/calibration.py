@@ -1,5 +1,4 @@
 """Width transfer, calibrated: BatchNorm re-estimation on images and feature drift from the source."""
-import os
 import os.path as osp
 from dataclasses import dataclass
 from typing import Dict, Iterable, Sequence, Tuple
@@ -8,52 +7,34 @@ import numpy as np
 import torch
 
 from ..channels import tap_specs
-from ..imagenet import IMAGENET_MEAN, IMAGENET_STD
+from ..images import IMAGE_EXTENSIONS, imagenet_input, load_image_folder
 from ..norms import calibrate_batchnorm
 from .width_apply import WidthTransfer
 from .width_plan import TransferPlan, WidthTransferError
 
 #: Feature points compared by :func:`feature_drift`: C2, C3, C4, C5 and the final conv.
 DRIFT_TAPS = (1, 2, 3, 5, 6)
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 def preprocess_image(image_bgr: np.ndarray, size: int = 224) -> torch.Tensor:
-    """A uint8 BGR image to a ``(3, size, size)`` ImageNet-normalised RGB tensor.
-
-    Shorter side resized to ``size * 8 / 7``, centre crop of ``size``: the ImageNet evaluation
-    protocol, under which the source's BatchNorm statistics were estimated.
-    """
-    import cv2
-    h, w = image_bgr.shape[:2]
-    scale = size * 8 / 7 / min(h, w)
-    resized = cv2.resize(image_bgr, (max(size, round(w * scale)), max(size, round(h * scale))),
-                         interpolation=cv2.INTER_LINEAR)
-    top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
-    crop = resized[top:top + size, left:left + size, ::-1].astype(np.float32)
-    crop = (crop - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+    """A uint8 BGR image to a ``(3, size, size)`` ImageNet-normalised RGB tensor, cropped as the
+    ImageNet evaluation protocol does (:func:`~rexnet_mmdet.models.images.imagenet_input`), under
+    which the source's BatchNorm statistics were estimated."""
+    return imagenet_input(image_bgr, size, crop=True)
 
 
 def load_images(folder: str, num_images: int = 64, size: int = 224) -> torch.Tensor:
-    """The first ``num_images`` images of ``folder`` (sorted by name), as an ``(N, 3, size, size)`` batch."""
-    import cv2
+    """The first ``num_images`` readable images of ``folder`` (sorted by name), as an ``(N, 3, size, size)``
+    batch, cropped as :func:`preprocess_image` does."""
     if not osp.isdir(folder):
         raise WidthTransferError(f'calibration image folder not found: {folder!r}; give a folder of images '
                                  f'(e.g. data/coco/train2017)')
     if num_images < 1:
         raise ValueError(f'num_images must be >= 1, got {num_images}')
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
-    images = []
-    for name in names:
-        if len(images) == num_images:
-            break
-        image = cv2.imread(osp.join(folder, name), cv2.IMREAD_COLOR)
-        if image is not None:  # unreadable files are skipped
-            images.append(preprocess_image(image, size))
-    if not images:
+    images = load_image_folder(folder, size, limit=num_images, crop=True, skip_unreadable=True)
+    if not len(images):
         raise WidthTransferError(f'no readable image ({", ".join(IMAGE_EXTENSIONS)}) in {folder!r}')
-    return torch.stack(images)
+    return images
 
 
 def _batches(images: torch.Tensor, batch_size: int) -> Iterable[torch.Tensor]:

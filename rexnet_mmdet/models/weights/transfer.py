@@ -28,7 +28,7 @@ weights are refused with a message naming their family).
 
 The work is split by job: :mod:`.width_plan` (the channel maps), :mod:`.width_apply` (carrying a
 state dict), :mod:`.calibration` (BatchNorm re-estimation and feature drift) and this module (files,
-reports and ``init_cfg`` loading); their public names are importable from here too.
+reports and ``init_cfg`` loading); import each name from its module.
 """
 import os.path as osp
 from dataclasses import dataclass
@@ -37,12 +37,14 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from ..channels import family_name
-from .calibration import (Calibration, calibrate_batchnorm, calibrate_transfer, feature_drift, load_images,
-                          preprocess_image)
-from .formats import (CLASSIFIER_KEYS, classifier_to_format, detect_format, extract_classifier, from_own_format,
-                      infer_family, read_state_dict, save_own_format, to_own_format, write_state_dict)
+from ..width_names import format_width
+from .calibration import Calibration, calibrate_transfer, load_images
+from .classifiers import classifier_to_format, extract_classifier
+from .families import infer_family
+from .formats import detect_format, from_own_format, to_own_format
+from .weight_files import read_state_dict, save_own_format, write_state_dict
 from .width_apply import WidthTransfer, transfer_state_dict
-from .width_plan import ChannelMap, TransferPlan, WidthTransferError, _w, channel_importance, plan_transfer
+from .width_plan import TransferPlan, WidthTransferError
 
 
 # ----------------------------------------------------------------- files
@@ -62,8 +64,8 @@ class TransferReport:
         plan = self.plan
         how = 'exact widening (function-preserving)' if plan.exact else \
             'narrowing (most important channels kept; approximate)'
-        lines = [f'{self.source} ({self.source_format} format, widen_factor={_w(plan.src_width)}) -> '
-                 f'{self.destination} ({self.destination_format} format, widen_factor={_w(plan.dst_width)}): {how}']
+        lines = [f'{self.source} ({self.source_format} format, widen_factor={format_width(plan.src_width)}) -> '
+                 f'{self.destination} ({self.destination_format} format, widen_factor={format_width(plan.dst_width)}): {how}']
         rows = [('stage', 'blocks', 'output channels', 'all layers', 'done')] + plan.stage_rows()
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines += ['  ' + '  '.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -121,7 +123,7 @@ def transfer_checkpoint(src: str, dst: str, widen_factor: float, fmt: str = 'rex
     if calibrate_images is not None:
         images = load_images(calibrate_images, num_images, image_size)
         calibration = calibrate_transfer(result, images, state)
-    note = (f'{osp.basename(src)} ({src_fmt}, widen_factor={_w(result.plan.src_width)}), '
+    note = (f'{osp.basename(src)} ({src_fmt}, widen_factor={format_width(result.plan.src_width)}), '
             + ('widened exactly' if result.exact else 'narrowed'))
     if fmt == 'rexnet_mmdet':
         save_own_format(result.state_dict, dst, result.plan.dst_width, source=note)
@@ -144,7 +146,7 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str, noise: fl
     """
     from mmengine.logging import print_log
 
-    from .formats import load_backbone_weights
+    from .pretrained import load_backbone_weights
     if getattr(model, 'block_channels', None) is not None:
         raise WidthTransferError('width_transfer needs a backbone that follows the linear channel rule; this '
                                  'one has explicit block_channels')
@@ -157,7 +159,7 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str, noise: fl
     missing = [k for k in own if k not in result.state_dict and not k.endswith('num_batches_tracked')]
     if missing:
         raise WidthTransferError(f'{path_or_url} ({fmt} format) has no weights for layer {missing[0]!r} of '
-                                 f'ReXNet(widen_factor={_w(model.widen_factor)}) (a detector backbone that stops '
+                                 f'ReXNet(widen_factor={format_width(model.widen_factor)}) (a detector backbone that stops '
                                  f'earlier?); give a complete ImageNet checkpoint')
     model.load_state_dict({k: v for k, v in result.state_dict.items() if k in own}, strict=False)
     plan = result.plan
@@ -167,16 +169,13 @@ def load_transferred_weights(model: torch.nn.Module, path_or_url: str, noise: fl
         dropped = sum(m.dropped for m in plan.maps.values())
         how = (f'narrowed ({dropped} channels dropped, the most important kept by BatchNorm |gamma|; BatchNorm '
                f'statistics NOT re-estimated, there are no images at init time: for a closer start run '
-               f'tools/model_converters/convert_weights.py SRC DST --widen-factor {_w(plan.dst_width)} --calibrate-images DIR '
+               f'tools/model_converters/convert_weights.py SRC DST --widen-factor {format_width(plan.dst_width)} --calibrate-images DIR '
                f'and give DST as init_cfg.checkpoint)')
     if noise:
         how += f', then noise of {noise:g} x each weight\'s std added to break the symmetry of copies'
-    print_log(f'ReXNet ImageNet weights: widen_factor {_w(plan.src_width)} -> {_w(plan.dst_width)}, {how}; source '
+    print_log(f'ReXNet ImageNet weights: widen_factor {format_width(plan.src_width)} -> {format_width(plan.dst_width)}, {how}; source '
               f'{path_or_url} ({fmt} format)', logger='current')
     return result
 
 
-__all__ = ['ChannelMap', 'TransferPlan', 'WidthTransfer', 'WidthTransferError', 'Calibration', 'TransferReport',
-           'CLASSIFIER_KEYS', 'channel_importance', 'plan_transfer', 'transfer_state_dict', 'extract_classifier',
-           'classifier_to_format', 'preprocess_image', 'load_images', 'calibrate_batchnorm', 'feature_drift',
-           'calibrate_transfer', 'read_source', 'transfer_checkpoint', 'load_transferred_weights']
+__all__ = ['TransferReport', 'read_source', 'transfer_checkpoint', 'load_transferred_weights']

@@ -5,8 +5,9 @@ from typing import Dict, Optional
 import torch
 
 from ..channels import check_widen_factor
-from .formats import infer_widen_factor
-from .width_plan import (ChannelMap, TransferPlan, WidthTransferError, _Layer, _layers, _w, channel_importance,
+from ..width_names import format_width
+from .families import infer_widen_factor
+from .width_plan import (ChannelMap, TransferPlan, WidthTransferError, LayerSpaces, layer_spaces, channel_importance,
                          plan_transfer)
 
 
@@ -22,7 +23,7 @@ class WidthTransfer:
         return self.plan.exact
 
 
-def _map_tensor(t: torch.Tensor, layer: _Layer, param: str, maps: Dict[str, ChannelMap]) -> torch.Tensor:
+def _map_tensor(t: torch.Tensor, layer: LayerSpaces, param: str, maps: Dict[str, ChannelMap]) -> torch.Tensor:
     if param == 'num_batches_tracked':
         return t.clone()
     if layer.out_space is not None:
@@ -35,7 +36,7 @@ def _map_tensor(t: torch.Tensor, layer: _Layer, param: str, maps: Dict[str, Chan
     return t.contiguous()
 
 
-def _check_source_shapes(state_dict: Dict[str, torch.Tensor], layers: Dict[str, _Layer], plan: TransferPlan) -> None:
+def _check_source_shapes(state_dict: Dict[str, torch.Tensor], layers: Dict[str, LayerSpaces], plan: TransferPlan) -> None:
     for key, value in state_dict.items():
         prefix, _, param = key.rpartition('.')
         layer = layers.get(prefix)
@@ -47,7 +48,7 @@ def _check_source_shapes(state_dict: Dict[str, torch.Tensor], layers: Dict[str, 
         if list(value.shape[:len(expected)]) != expected:
             raise WidthTransferError(
                 f'the source weights do not follow ReXNet\'s channel rule at widen_factor='
-                f'{_w(plan.src_width)}: {key!r} has shape {tuple(value.shape)}, expected {tuple(expected)} '
+                f'{format_width(plan.src_width)}: {key!r} has shape {tuple(value.shape)}, expected {tuple(expected)} '
                 f'in its first dimensions. Width transfer needs weights made by the linear channel rule '
                 f'(no custom block_channels)')
 
@@ -84,7 +85,7 @@ def transfer_state_dict(state_dict: Dict[str, torch.Tensor], widen_factor: float
     plan = plan_transfer(source_widen_factor, widen_factor,
                          importance=channel_importance(state_dict, source_widen_factor),
                          require_exact=require_exact)
-    layers = {layer.prefix: layer for layer in _layers(plan.src_settings)}
+    layers = {layer.prefix: layer for layer in layer_spaces(plan.src_settings)}
     _check_source_shapes(state_dict, layers, plan)
     generator = torch.Generator().manual_seed(seed)
     out: Dict[str, Dict[str, torch.Tensor]] = {'state': {}, 'head': {}}

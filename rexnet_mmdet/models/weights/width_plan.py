@@ -9,16 +9,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..channels import STAGE_DEPTHS, BlockSetting, block_settings, check_widen_factor, final_channels, stem_channels, tap_specs
+from ..width_names import format_width
 from .safe_load import CheckpointError
 
 
 class WidthTransferError(CheckpointError):
     """A width transfer that cannot be done as asked."""
-
-
-def _w(width: float) -> str:
-    """A width as users write it: 1.0, 2.2."""
-    return repr(float(width))
 
 
 # ----------------------------------------------------------------- channel maps
@@ -85,7 +81,8 @@ def _choose(candidates: torch.Tensor, n: int, score: torch.Tensor) -> torch.Tens
 
 # ----------------------------------------------------------------- layers
 @dataclass(frozen=True)
-class _Layer:
+class LayerSpaces:
+    """One layer of ReXNet's key format (``prefix``) and the channel spaces it writes and reads."""
     prefix: str
     out_space: Optional[str]  # None: output channels fixed (classes)
     in_space: Optional[str]  # None: input channels fixed (RGB) or not a channel mixer
@@ -101,23 +98,23 @@ def _hidden_space(s: BlockSetting) -> str:
     return _input_space(s.index) if s.expand_ratio == 1 else f'blocks.{s.index}.hidden'
 
 
-def _layers(settings: Sequence[BlockSetting]) -> List[_Layer]:
+def layer_spaces(settings: Sequence[BlockSetting]) -> List[LayerSpaces]:
     """Every layer of ReXNet (and the classifier), with the channel spaces it writes and reads."""
-    rows = [_Layer('stem.conv', 'stem', None, 'conv'), _Layer('stem.bn', 'stem', None, 'norm')]
+    rows = [LayerSpaces('stem.conv', 'stem', None, 'conv'), LayerSpaces('stem.bn', 'stem', None, 'norm')]
     for s in settings:
         p, prev, hidden = f'blocks.{s.index}.', _input_space(s.index), _hidden_space(s)
         if s.expand_ratio != 1:
-            rows += [_Layer(p + 'conv_exp.conv', hidden, prev, 'conv'), _Layer(p + 'conv_exp.bn', hidden, None, 'norm')]
-        rows += [_Layer(p + 'conv_dw.conv', hidden, None, 'depthwise'), _Layer(p + 'conv_dw.bn', hidden, None, 'norm')]
+            rows += [LayerSpaces(p + 'conv_exp.conv', hidden, prev, 'conv'), LayerSpaces(p + 'conv_exp.bn', hidden, None, 'norm')]
+        rows += [LayerSpaces(p + 'conv_dw.conv', hidden, None, 'depthwise'), LayerSpaces(p + 'conv_dw.bn', hidden, None, 'norm')]
         if s.use_se:
             se = p + 'se'
-            rows += [_Layer(p + 'se.fc1', se, hidden, 'conv'), _Layer(p + 'se.bn', se, None, 'norm'),
-                     _Layer(p + 'se.fc2', hidden, se, 'conv')]
-        rows += [_Layer(p + 'conv_pwl.conv', p + 'out', hidden, 'conv'),
-                 _Layer(p + 'conv_pwl.bn', p + 'out', None, 'norm')]
+            rows += [LayerSpaces(p + 'se.fc1', se, hidden, 'conv'), LayerSpaces(p + 'se.bn', se, None, 'norm'),
+                     LayerSpaces(p + 'se.fc2', hidden, se, 'conv')]
+        rows += [LayerSpaces(p + 'conv_pwl.conv', p + 'out', hidden, 'conv'),
+                 LayerSpaces(p + 'conv_pwl.bn', p + 'out', None, 'norm')]
     last = f'blocks.{len(settings) - 1}.out'
-    rows += [_Layer('final_conv.conv', 'final', last, 'conv'), _Layer('final_conv.bn', 'final', None, 'norm'),
-             _Layer('head', None, 'final', 'conv')]
+    rows += [LayerSpaces('final_conv.conv', 'final', last, 'conv'), LayerSpaces('final_conv.bn', 'final', None, 'norm'),
+             LayerSpaces('head', None, 'final', 'conv')]
     return rows
 
 
@@ -144,7 +141,7 @@ def channel_importance(state_dict: Dict[str, torch.Tensor], widen_factor: float)
     settings = block_settings(widen_factor)
     sizes = _space_sizes(widen_factor, settings)
     score = {name: torch.zeros(n) for name, n in sizes.items()}
-    for layer in _layers(settings):
+    for layer in layer_spaces(settings):
         gamma = state_dict.get(layer.prefix + '.weight')
         if layer.kind == 'norm' and gamma is not None:
             score[layer.out_space] += gamma.detach().float().abs()
@@ -185,7 +182,7 @@ class TransferPlan:
         dropped channel on. Empty for an exact transfer.
         """
         changed, names = False, []
-        for layer in _layers(self.dst_settings):
+        for layer in layer_spaces(self.dst_settings):
             if layer.in_space is not None and not self.maps[layer.in_space].complete:
                 changed = True
             if changed and layer.kind == 'norm':
@@ -221,10 +218,21 @@ class TransferPlan:
 
 
 def _residual_error(s: BlockSetting, d: BlockSetting, src_width: float, dst_width: float, what: str) -> str:
-    return (f'block {s.index}: {what} (source widen_factor={_w(src_width)}: in {s.in_channels}, out '
-            f'{s.out_channels}; target {_w(dst_width)}: in {d.in_channels}, out {d.out_channels}). ReXNet\'s '
+    return (f'block {s.index}: {what} (source widen_factor={format_width(src_width)}: in {s.in_channels}, out '
+            f'{s.out_channels}; target {format_width(dst_width)}: in {d.in_channels}, out {d.out_channels}). ReXNet\'s '
             f'linear channel rule keeps this for its published widths; this pair of widths cannot be '
             f'transferred consistently through the partial residual')
+
+
+def _check_widens(src_sizes: Dict[str, int], dst_sizes: Dict[str, int], src_width: float, dst_width: float) -> None:
+    """Refuse a transfer that narrows some layer (exact widening was asked for)."""
+    for name, n in dst_sizes.items():
+        if n < src_sizes[name]:
+            raise WidthTransferError(
+                f'exact (function-preserving) widening needs a target at least as wide as the source at '
+                f'every layer, but {name} has {src_sizes[name]} channels at widen_factor={format_width(src_width)} '
+                f'and {n} at {format_width(dst_width)}. Use a source of widen_factor <= {format_width(dst_width)}, '
+                f'or allow narrowing (approximate; re-estimate BatchNorm on images afterwards)')
 
 
 def plan_transfer(src_width: float, dst_width: float,
@@ -243,13 +251,7 @@ def plan_transfer(src_width: float, dst_width: float,
     src, dst = block_settings(src_width), block_settings(dst_width)
     src_sizes, dst_sizes = _space_sizes(src_width, src), _space_sizes(dst_width, dst)
     if require_exact:
-        for name, n in dst_sizes.items():
-            if n < src_sizes[name]:
-                raise WidthTransferError(
-                    f'exact (function-preserving) widening needs a target at least as wide as the source at '
-                    f'every layer, but {name} has {src_sizes[name]} channels at widen_factor={_w(src_width)} '
-                    f'and {n} at {_w(dst_width)}. Use a source of widen_factor <= {_w(dst_width)}, or allow '
-                    f'narrowing (approximate; re-estimate BatchNorm on images afterwards)')
+        _check_widens(src_sizes, dst_sizes, src_width, dst_width)
     importance = importance or {}
 
     def score(name: str) -> torch.Tensor:
@@ -290,4 +292,5 @@ def plan_transfer(src_width: float, dst_width: float,
     return TransferPlan(src_width, dst_width, maps, src, dst)
 
 
-__all__ = ['WidthTransferError', 'ChannelMap', 'TransferPlan', 'channel_importance', 'plan_transfer']
+__all__ = ['WidthTransferError', 'ChannelMap', 'LayerSpaces', 'TransferPlan', 'channel_importance', 'layer_spaces',
+           'plan_transfer']

@@ -8,9 +8,9 @@ import torch
 
 import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.models import ReXNet
-from rexnet_mmdet.models.weights import (CheckpointError, CheckpointFamily, convert_checkpoint, from_own_format,
+from rexnet_mmdet import CheckpointError, CheckpointMismatchError
+from rexnet_mmdet.models.weights import (CheckpointFamily, convert_checkpoint, from_own_format,
                                          infer_family, load_backbone_weights, read_state_dict, to_own_format)
-from rexnet_mmdet.models.weights.safe_load import CheckpointMismatchError
 
 ALL_TAPS = tuple(range(7))
 IMAGENET_12K_CLASSES = 11821

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import rexnet_mmdet  # noqa: F401
-from rexnet_mmdet.models.weights import (CheckpointError, CheckpointFamily, convert_checkpoint, detect_format, download_checkpoint,
+from rexnet_mmdet import CheckpointError
+from rexnet_mmdet.models.weights import (CheckpointFamily, convert_checkpoint, detect_format, download_checkpoint,
                                      from_own_format, infer_widen_factor, load_backbone_weights, read_state_dict,
                                      to_own_format)
 from rexnet_mmdet.models import ReXNet

@@ -13,11 +13,14 @@ from mmengine.config import Config
 import rexnet_mmdet  # noqa: F401
 from rexnet_mmdet.datasets.synthetic import ShapesSettings, draw_image
 from rexnet_mmdet.models.channels import PUBLISHED_WIDTHS
-from rexnet_mmdet.models.weights import (PRETRAINED_URLS, CheckpointError, load_backbone_weights, save_own_format,
+from rexnet_mmdet import CheckpointError
+from rexnet_mmdet.models.weights import (PRETRAINED_URLS, load_backbone_weights, save_own_format,
                                          to_own_format)
-from rexnet_mmdet.models.weights.transfer import (WidthTransferError, calibrate_batchnorm, calibrate_transfer,
-                                                  extract_classifier, plan_transfer, preprocess_image,
-                                                  transfer_checkpoint, transfer_state_dict)
+from rexnet_mmdet.models.weights.calibration import calibrate_batchnorm, calibrate_transfer, preprocess_image
+from rexnet_mmdet.models.weights.classifiers import extract_classifier
+from rexnet_mmdet.models.weights.transfer import transfer_checkpoint
+from rexnet_mmdet.models.weights.width_apply import transfer_state_dict
+from rexnet_mmdet.models.weights.width_plan import WidthTransferError, plan_transfer
 
 TESTS = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ROOT = osp.dirname(TESTS)
