@@ -19,7 +19,9 @@ from mmengine.config import Config
 from rexnet_mmdet import PRETRAINED_URLS, ReXNet
 from rexnet_mmdet.models.channels import final_channels
 from rexnet_mmdet.models.weights import safe_load
-from rexnet_mmdet.models.weights.formats import classifier_to_format, from_own_format, load_backbone_weights
+from rexnet_mmdet.models.weights.classifiers import classifier_to_format
+from rexnet_mmdet.models.weights.formats import from_own_format
+from rexnet_mmdet.models.weights.pretrained import load_backbone_weights
 from rexnet_mmdet.utils.build import CONFIG_DIR
 
 TIMM_R_DIVISORS = {'rexnetr_200': (2.0, 8), 'rexnetr_300': (3.0, 16)}
