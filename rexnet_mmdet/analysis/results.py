@@ -16,9 +16,7 @@ APs are reported in percent, as the paper prints them (mmengine logs fractions).
 missing or damaged, or that stopped early, still gets a row: ``status`` and ``problems`` say what is
 wrong.
 """
-import csv
 import glob
-import io
 import json
 import os
 import os.path as osp
@@ -29,7 +27,6 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..engine import find_resume_checkpoint, load_checkpoint_file, read_scalar_logs
 from ..models.channels import family_name
 from ..utils.build import load_config
-from ..utils.tables import format_count, markdown_table, text_table
 from .paper import paper_detector
 
 #: mmengine's timestamp folders (``20261207_031500``).
@@ -125,15 +122,16 @@ def find_runs(paths: Sequence[str], max_depth: int = 4) -> List[str]:
         if not matches:
             raise FileNotFoundError(f'{pattern} matches nothing; give work dirs of tools/train.py, a glob or a '
                                     f'folder that holds them')
+        found = []
         for path in matches:
             if not osp.exists(path):
                 raise FileNotFoundError(f'{path} does not exist; give work dirs of tools/train.py, a glob or a '
                                         f'folder that holds them')
-            found = _search(path, max_depth)
-            if not found and osp.isdir(path):
-                raise FileNotFoundError(f'no run found in {path} (a run\'s work dir holds timestamp folders with '
-                                        f'logs, or checkpoints); give the work dir tools/train.py wrote')
-            runs += [r for r in found if r not in runs]
+            found += _search(path, max_depth)
+        if not found:
+            raise FileNotFoundError(f'no run found in {pattern} (a run\'s work dir holds timestamp folders with '
+                                    f'logs, or checkpoints); give the work dir tools/train.py wrote')
+        runs += [r for r in found if r not in runs]
     return runs
 
 
@@ -373,86 +371,4 @@ def gather_results(paths: Sequence[str], complexity: bool = True) -> List[RunRes
     return [read_run(path, complexity) for path in find_runs(paths)]
 
 
-# ----------------------------------------------------------------------------- tables
-TABLE_HEADER = ('run', 'status', 'detector', 'backbone', 'ImageNet start', 'schedule (img × GPUs)',
-                'box AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'best AP (iter)', 'mask AP', 'test box AP',
-                'paper AP', 'Δ paper', 'params', 'FLOPs (input)', 'train time', 'peak mem', 'latency')
-
-
-def _pct(value: Optional[float], signed: bool = False) -> str:
-    return '–' if value is None else (f'{value:+.1f}' if signed else f'{value:.1f}')
-
-
-def _hours(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return '–'
-    return f'{seconds / 3600:.1f} h' if seconds >= 3600 else f'{seconds / 60:.1f} min'
-
-
-def table_row(run: RunResult) -> List[str]:
-    status = run.status + (f' ({run.progress})' if run.progress and run.status != 'finished' else '')
-    if run.problems:
-        status += ': ' + '; '.join(run.problems)
-    backbone = run.backbone + (f' ×{run.width:g}' if run.width is not None else '')
-    batch = f'{run.images_per_batch if run.images_per_batch is not None else "?"} × {run.gpus or "?"}'
-    paper = _pct(run.paper_box_ap) + (' (test-dev)' if run.paper_split == 'test-dev2017' else '')
-    mask = _pct(run.mask.get('AP')) if run.mask else '–'
-    if run.test_mask:
-        mask += f' (test {run.test_mask.get("AP", float("nan")):.1f})'
-    return [run.config or osp.basename(run.work_dir), status, run.detector or '–', backbone or '–',
-            run.imagenet_start or '–', f'{run.schedule or "?"} ({batch})',
-            *[_pct(run.box.get(name)) for name, _ in BOX_KEYS],
-            f'{_pct(run.best_box_ap)} ({run.best_iter})' if run.best_box_ap is not None else '–', mask,
-            _pct(run.test_box.get('AP')) + (f' ({run.test_checkpoint})' if run.test_checkpoint else '')
-            if run.test_box else '–',
-            paper, _pct(run.box_ap_difference, signed=True),
-            format_count(run.params) if run.params is not None else '–',
-            f'{format_count(run.flops)} ({run.flops_input})' if run.flops is not None else '–',
-            _hours(run.train_time_s), f'{run.peak_memory_mib:.0f} MiB' if run.peak_memory_mib is not None else '–',
-            f'{run.latency_ms:.1f} ms' if run.latency_ms is not None else '–']
-
-
-def results_table(runs: Sequence[RunResult], markdown: bool = True) -> str:
-    """The runs as a Markdown (or plain text) table, one row each."""
-    rows = [table_row(r) for r in runs]
-    return markdown_table(TABLE_HEADER, rows) if markdown else text_table(TABLE_HEADER, rows)
-
-
-def results_csv(runs: Sequence[RunResult]) -> str:
-    """The runs as CSV: every field of :class:`RunResult`, the COCO numbers as ``box_AP50`` … columns."""
-    flat = []
-    for run in runs:
-        d = run.to_dict()
-        for part in ('box', 'mask', 'test_box', 'test_mask'):
-            for name, _ in BOX_KEYS:
-                d[f'{part}_{name}'] = d[part].get(name)
-            del d[part]
-        d['problems'] = '; '.join(d['problems'])
-        flat.append(d)
-    out = io.StringIO()
-    if flat:
-        writer = csv.DictWriter(out, fieldnames=list(flat[0]))
-        writer.writeheader()
-        writer.writerows(flat)
-    return out.getvalue()
-
-
-def results_json(runs: Sequence[RunResult]) -> str:
-    return json.dumps([r.to_dict() for r in runs], indent=1)
-
-
-def write_results(runs: Sequence[RunResult], out_prefix: str) -> List[str]:
-    """``<out_prefix>.md``, ``.csv`` and ``.json``; returns their paths."""
-    folder = osp.dirname(osp.abspath(out_prefix))
-    os.makedirs(folder, exist_ok=True)
-    written = []
-    for ext, text in (('md', results_table(runs) + '\n'), ('csv', results_csv(runs)), ('json', results_json(runs))):
-        path = f'{out_prefix}.{ext}'
-        with open(path, 'w', encoding='utf-8') as f:
-            f.write(text)
-        written.append(path)
-    return written
-
-
-__all__ = ['BOX_KEYS', 'RunResult', 'is_run_dir', 'find_runs', 'read_run', 'gather_results', 'TABLE_HEADER',
-           'table_row', 'results_table', 'results_csv', 'results_json', 'write_results']
+__all__ = ['BOX_KEYS', 'RunResult', 'is_run_dir', 'find_runs', 'read_run', 'gather_results']

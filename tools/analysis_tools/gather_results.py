@@ -11,7 +11,8 @@ Examples:
 """
 import argparse
 
-from rexnet_mmdet.analysis.results import gather_results, results_table, write_results
+from rexnet_mmdet.analysis.results import gather_results
+from rexnet_mmdet.analysis.results_report import results_table, write_results
 from rexnet_mmdet.utils.cli import tool_main
 
 
@@ -39,7 +40,7 @@ def main(argv=None) -> int:
     for path in write_results(runs, args.out):
         print(f'wrote {path}')
     if args.plot is not None:
-        from rexnet_mmdet.analysis.results_plot import plot_results
+        from rexnet_mmdet.analysis.results_report import plot_results
         print(f'wrote {plot_results(runs, args.plot or args.out + ".png")}')
     return 0
 
