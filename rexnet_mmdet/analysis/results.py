@@ -45,8 +45,9 @@ class RunResult:
         work_dir, config: the run's folder and its config's name.
         status: ``'finished'``, ``'unfinished'``, ``'no training log'`` or ``'no checkpoint'``.
         problems: what is missing or damaged, one sentence each.
-        box, mask: COCO numbers (keys of :data:`BOX_KEYS`) of the last validation; ``val_iter`` its iteration.
-        best_box_ap, best_iter: the best validation box AP and the iteration it followed.
+        box, mask: COCO numbers (keys of :data:`BOX_KEYS`) of the last validation; ``val_at`` when it ran
+            (``'iter 30'``, ``'epoch 12'``).
+        best_box_ap, best_at: the best validation box AP and when it ran.
         test_box, test_mask, test_checkpoint: the newest ``tools/test.py`` session in the work dir.
         paper_box_ap, paper_mask_ap, paper_split: the paper's row for this config name.
         params, flops, flops_input: the project's counter at the config's test input.
@@ -69,9 +70,9 @@ class RunResult:
     checkpoint: str = ''
     box: Dict[str, float] = field(default_factory=dict)
     mask: Dict[str, float] = field(default_factory=dict)
-    val_iter: Optional[int] = None
+    val_at: str = ''
     best_box_ap: Optional[float] = None
-    best_iter: Optional[int] = None
+    best_at: str = ''
     test_box: Dict[str, float] = field(default_factory=dict)
     test_mask: Dict[str, float] = field(default_factory=dict)
     test_checkpoint: str = ''
@@ -190,7 +191,15 @@ def _read_text(path: str) -> str:
         return ''
 
 
-def _read_logs(run: RunResult, sessions: List[str]) -> None:
+def _when(val_record: Dict[str, Any], by_epoch: bool) -> str:
+    # mmengine logs a validation with step = the epoch by default (LoggerHook's log_metric_by_epoch), also
+    # in iteration-based loops; there the training iteration before it says when it ran.
+    if by_epoch and 'step' in val_record:
+        return f'epoch {val_record["step"]}'
+    return f'iter {val_record["iter"]}'
+
+
+def _read_logs(run: RunResult, sessions: List[str], by_epoch: bool) -> None:
     train_files, tests = [], []
     for session in sessions:
         scalars = _scalar_file(session)
@@ -215,9 +224,10 @@ def _read_logs(run: RunResult, sessions: List[str]) -> None:
         times = [r for r in log.train if isinstance(r.get('time'), (int, float))]
         previous = 0
         total = 0.0
-        for r in times:
-            total += r['time'] * max(r['iter'] - previous, 1)
-            previous = r['iter']
+        for r in times:  # step: the global iteration (iter is the epoch's own in epoch-based loops)
+            step = int(r.get('step', r['iter']))
+            total += r['time'] * max(step - previous, 1)
+            previous = step
         run.train_time_s = total if times else None
         memory = [r['memory'] for r in log.train if isinstance(r.get('memory'), (int, float))]
         run.peak_memory_mib = max(memory) if memory else None
@@ -226,9 +236,9 @@ def _read_logs(run: RunResult, sessions: List[str]) -> None:
     val = [r for r in log.val if _coco_numbers(r, 'bbox')]
     if val:
         run.box, run.mask = _coco_numbers(val[-1], 'bbox'), _coco_numbers(val[-1], 'segm')
-        run.val_iter = val[-1]['iter']
         best = max(val, key=lambda r: r['coco/bbox_mAP'])
-        run.best_box_ap, run.best_iter = 100.0 * best['coco/bbox_mAP'], best['iter']
+        run.val_at, run.best_at = _when(val[-1], by_epoch), _when(best, by_epoch)
+        run.best_box_ap = 100.0 * best['coco/bbox_mAP']
     if tests:
         session, metrics = tests[-1]
         run.test_box, run.test_mask = _coco_numbers(metrics, 'bbox'), _coco_numbers(metrics, 'segm')
@@ -342,7 +352,6 @@ def read_run(work_dir: str, complexity: bool = True) -> RunResult:
     if not osp.isdir(work_dir):
         run.problems.append('not a folder')
         return run
-    _read_logs(run, _sessions(work_dir))
     cfg = None
     config = _dumped_config(work_dir)
     if config is None:
@@ -356,6 +365,7 @@ def read_run(work_dir: str, complexity: bool = True) -> RunResult:
             run.problems.append(f'config {osp.basename(config)} unreadable: {str(e).splitlines()[0] if str(e) else e!r}')
     if cfg is not None:
         _describe_model(run, cfg)
+    _read_logs(run, _sessions(work_dir), by_epoch='max_epochs' in (cfg.get('train_cfg', {}) if cfg else {}))
     _read_checkpoint(run, cfg)
     paper = paper_detector(run.config) if run.config else None
     if paper is not None:

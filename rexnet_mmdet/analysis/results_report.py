@@ -19,7 +19,7 @@ from .results import BOX_KEYS, RunResult
 
 # ----------------------------------------------------------------------------- tables
 TABLE_HEADER = ('run', 'status', 'detector', 'backbone', 'ImageNet start', 'schedule (img × GPUs)',
-                'box AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'best AP (iter)', 'mask AP', 'test box AP',
+                'box AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'best AP (when)', 'mask AP', 'test box AP',
                 'paper AP', 'Δ paper', 'params', 'FLOPs (input)', 'train time', 'peak mem', 'latency')
 
 
@@ -46,7 +46,7 @@ def table_row(run: RunResult) -> List[str]:
     return [run.config or osp.basename(run.work_dir), status, run.detector or '–', backbone or '–',
             run.imagenet_start or '–', f'{run.schedule or "?"} ({batch})',
             *[_pct(run.box.get(name)) for name, _ in BOX_KEYS],
-            f'{_pct(run.best_box_ap)} ({run.best_iter})' if run.best_box_ap is not None else '–', mask,
+            f'{_pct(run.best_box_ap)} ({run.best_at})' if run.best_box_ap is not None else '–', mask,
             _pct(run.test_box.get('AP')) + (f' ({run.test_checkpoint})' if run.test_checkpoint else '')
             if run.test_box else '–',
             paper, _pct(run.box_ap_difference, signed=True),

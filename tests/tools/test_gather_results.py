@@ -84,7 +84,7 @@ def test_gathered_table_has_the_aps_tools_test_printed(runs, tiny_runs):
         assert row['detector'] == ('MaskRCNN' if name == 'mask' else 'FasterRCNN')
         assert row['backbone'] == 'ReXNet-v1' and row['width'] == 1.0
         assert row['schedule'] == '30 iters' and row['images_per_batch'] == 2 and row['gpus'] == 1
-        assert row['progress'] == '30/30 iters' and row['val_iter'] == 30
+        assert row['progress'] == '30/30 iters' and row['val_at'] == 'iter 30'
         assert row['params'] > 1e6 and row['flops'] > 1e6 and row['flops_input'] == '64x64'
         assert row['train_time_s'] > 0 and row['best_box_ap'] >= row['box']['AP']
     table = open(prefix + '.md').read()
@@ -171,6 +171,7 @@ def test_test_dev_submission_scores_what_tools_test_printed(runs, tiny_runs, tmp
             assert round(evaluation.stats[0], 3) == expected
 
 
+@pytest.mark.slow
 def test_test_dev_refuses_a_file_without_images(tmp_path, tiny_runs):
     info = tmp_path / 'info.json'
     info.write_text(json.dumps(dict(categories=[])))
