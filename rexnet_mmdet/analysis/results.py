@@ -312,10 +312,13 @@ def _read_checkpoint(run: RunResult, cfg) -> None:
 
 
 def _read_complexity(run: RunResult, cfg) -> None:
-    from .complexity import detector_complexity
+    from .complexity import config_test_scale, detector_complexity
 
+    # The test dataloader's own Resize: what the detector saw (a config's top-level test_pipeline may be stale).
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    scale = config_test_scale(dict(test_pipeline=dataset.get('pipeline'))) if dataset.get('pipeline') else None
     try:
-        result = detector_complexity(cfg)
+        result = detector_complexity(cfg, input_size=scale)
     except Exception as e:  # noqa: BLE001
         run.problems.append(f'parameters and FLOPs not counted: {str(e).splitlines()[0] if str(e) else type(e).__name__}')
         return
