@@ -122,38 +122,40 @@ def plot_results(runs: Sequence[RunResult], path: str, title: str = '') -> str:
     panels = [('params', 'parameters (M)'), ('flops', 'FLOPs (G, multiply-adds)')]
     if with_latency:
         panels.append(('latency', 'prediction latency (ms, batch 1)'))
-    fig = Figure(figsize=(6 * len(panels), 5.2))
+    fig = Figure(figsize=(6.5 * len(panels), 5.5))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     colours = {'Faster R-CNN + FPN': 'tab:blue', 'Mask R-CNN + FPN': 'tab:green', 'SSDLite': 'tab:orange'}
     for ax, (key, label) in zip(axes, panels):
         if key != 'latency':
             for name, rows in paper.items():
-                for row in rows:
-                    x = row.params_m if key == 'params' else row.gflops
-                    reference = 'rexnet' not in row.backbone.lower()
-                    ax.scatter([x], [row.box_ap], s=60, facecolors='none', edgecolors=colours.get(name, 'grey'),
-                               marker='s' if reference else 'o', linewidths=1.5)
-                    split = ', test-dev' if row.ap_split == 'test-dev2017' else ''
-                    ax.annotate(f'paper: {name.split(" ")[0]} {row.backbone}{split}', (x, row.box_ap), fontsize=7,
-                                textcoords='offset points', xytext=(5, -3), color=colours.get(name, 'grey'))
+                colour = colours.get(name, 'grey')
+                split = ', test-dev' if rows and rows[0].ap_split == 'test-dev2017' else ''
+                rexnet = sorted((r for r in rows if r.widen_factor is not None), key=lambda r: r.widen_factor)
+                xs = [r.params_m if key == 'params' else r.gflops for r in rexnet]
+                ax.plot(xs, [r.box_ap for r in rexnet], 'o-', color=colour, mfc='none', linewidth=1, markersize=7,
+                        label=f'paper: {name}, ReXNet{split}')
+                for x, r in zip(xs, rexnet):
+                    ax.annotate(f'×{r.widen_factor:g}', (x, r.box_ap), fontsize=7, color=colour,
+                                textcoords='offset points', xytext=(4, -9))
+                for r in (r for r in rows if r.widen_factor is None):
+                    ax.scatter([r.params_m if key == 'params' else r.gflops], [r.box_ap], marker='s', s=50,
+                               facecolors='none', edgecolors=colour, label=f'paper: {name}, {r.backbone}{split}')
         for run in plotted:
             x = {'params': run.params / 1e6 if run.params is not None else None,
                  'flops': run.flops / 1e9 if run.flops is not None else None, 'latency': run.latency_ms}[key]
             if x is None:
                 continue
             colour = colours.get(DETECTOR_NAMES.get(run.detector, ''), 'black')
-            ax.scatter([x], [run.box_ap], s=70, color=colour, marker='*' if run.status == 'finished' else 'x')
-            source = 'test' if run.test_box else 'val'
-            ax.annotate(f'run: {run.config} ({source}{", " + run.status if run.status != "finished" else ""})',
-                        (x, run.box_ap), fontsize=7, textcoords='offset points', xytext=(5, 4))
+            source = 'tools/test.py' if run.test_box else 'last validation'
+            ax.scatter([x], [run.box_ap], s=90, color=colour, marker='*' if run.status == 'finished' else 'X',
+                       label=f'run: {run.config} ({source}{", " + run.status if run.status != "finished" else ""})')
         ax.set_xlabel(label)
         ax.set_ylabel('box AP (%)')
         ax.grid(alpha=0.3)
         if key == 'flops':
             ax.set_xscale('log')
-    axes[0].set_title('hollow: the paper\'s numbers (COCO); filled: runs')
-    if title:
-        fig.suptitle(title)
+    axes[0].legend(fontsize=7, loc='best')
+    fig.suptitle(title or 'Box AP against cost: the paper\'s COCO numbers (hollow) and runs (filled)')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path
