@@ -22,7 +22,7 @@ import os
 import os.path as osp
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..engine import find_resume_checkpoint, load_checkpoint_file, read_scalar_logs
 from ..models.channels import family_name
@@ -251,12 +251,21 @@ def _read_logs(run: RunResult, sessions: List[str], by_epoch: bool) -> None:
             break
 
 
-def _dumped_config(work_dir: str) -> Optional[str]:
-    configs = sorted(glob.glob(osp.join(work_dir, '*.py')), key=osp.getmtime)
-    if configs:
-        return configs[-1]
-    dumped = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'config.py')))
-    return dumped[-1] if dumped else None
+def _is_training_session(session: str) -> bool:
+    scalars = _scalar_file(session)
+    return scalars is not None and bool(read_scalar_logs([scalars]).train)
+
+
+def _dumped_config(work_dir: str, sessions: List[str]) -> Tuple[Optional[str], str]:
+    """(the config training ran with, its name). The newest training session's copy comes first: a later
+    ``tools/test.py --work-dir`` in the same folder overwrites ``<work_dir>/<name>.py`` with its own config."""
+    top = sorted(glob.glob(osp.join(work_dir, '*.py')), key=osp.getmtime)
+    name = osp.splitext(osp.basename(top[-1]))[0] if top else osp.basename(osp.normpath(work_dir))
+    for session in reversed([s for s in sessions if _is_training_session(s)]):
+        path = osp.join(session, 'vis_data', 'config.py')
+        if osp.isfile(path):
+            return path, name
+    return (top[-1] if top else None), name
 
 
 def _describe_model(run: RunResult, cfg) -> None:
@@ -356,19 +365,18 @@ def read_run(work_dir: str, complexity: bool = True) -> RunResult:
         run.problems.append('not a folder')
         return run
     cfg = None
-    config = _dumped_config(work_dir)
+    sessions = _sessions(work_dir)
+    config, run.config = _dumped_config(work_dir, sessions)
     if config is None:
         run.problems.append('no dumped config')
     else:
-        name = osp.splitext(osp.basename(config))[0]
-        run.config = name if name != 'config' else osp.basename(osp.normpath(work_dir))
         try:
             cfg = load_config(config)
         except Exception as e:  # noqa: BLE001
             run.problems.append(f'config {osp.basename(config)} unreadable: {str(e).splitlines()[0] if str(e) else e!r}')
     if cfg is not None:
         _describe_model(run, cfg)
-    _read_logs(run, _sessions(work_dir), by_epoch='max_epochs' in (cfg.get('train_cfg', {}) if cfg else {}))
+    _read_logs(run, sessions, by_epoch='max_epochs' in (cfg.get('train_cfg', {}) if cfg else {}))
     _read_checkpoint(run, cfg)
     paper = paper_detector(run.config) if run.config else None
     if paper is not None:

@@ -13,6 +13,7 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+from ..models.width_names import width_tag
 from ..utils.tables import format_count, markdown_table, text_table
 from .paper import PAPER_DETECTORS, PAPER_REFERENCES, PaperDetector
 from .results import BOX_KEYS, RunResult
@@ -37,7 +38,7 @@ def table_row(run: RunResult) -> List[str]:
     status = run.status + (f' ({run.progress})' if run.progress and run.status != 'finished' else '')
     if run.problems:
         status += ': ' + '; '.join(run.problems)
-    backbone = run.backbone + (f' ×{run.width:g}' if run.width is not None else '')
+    backbone = run.backbone + (f' {width_tag(run.width)}' if run.width is not None else '')
     batch = f'{run.images_per_batch if run.images_per_batch is not None else "?"} × {run.gpus or "?"}'
     paper = _pct(run.paper_box_ap) + (' (test-dev)' if run.paper_split == 'test-dev2017' else '')
     mask = _pct(run.mask.get('AP')) if run.mask else '–'
