@@ -208,7 +208,7 @@ def _read_logs(run: RunResult, sessions: List[str], by_epoch: bool) -> None:
             bad = _unreadable_lines(scalars)
             if bad:
                 run.problems.append(f'{bad} unreadable line(s) in {osp.relpath(scalars, run.work_dir)}')
-            if any('loss' in r for r in read_scalar_logs([scalars]).train):
+            if _is_training_session(session):
                 train_files.append(scalars)
         if osp.isfile(metrics):
             try:
