@@ -17,13 +17,14 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from rexnet_mmdet.analysis.results import read_run
+from rexnet_mmdet.analysis.results import BOX_KEYS, read_run
 
 #: Non-contiguous category ids, as COCO's own: the predictions must come back with these.
 CATEGORY_IDS = {1: 3, 2: 7, 3: 11, 4: 19}
 #: Every proposal kept: every image gets detections, so a submission must list every image.
 TEST_OPTIONS = ['--cfg-options', 'model.test_cfg.rcnn.score_thr=0.0']
-PRINTED_AP = re.compile(r'Average Precision +\(AP\) @\[ IoU=0\.50:0\.95 \| area= +all \| maxDets=100 \] = (-?[0-9.]+)')
+#: The six AP lines of COCO's printed summary (AP, AP50, AP75, APs, APm, APl), one block per metric.
+PRINTED_AP = re.compile(r'Average Precision +\(AP\) @\[ IoU=[0-9.:]+ +\| area= *\w+ \| maxDets=100 \] = (-?[0-9.]+)')
 
 
 def _remap_val(data_root: str) -> str:
@@ -57,8 +58,9 @@ def runs(tmp_path_factory, tiny_runs):
         result = tiny_runs.run_tool(['test.py', config, osp.join(work_dir, 'iter_30.pth'), '--work-dir', work_dir]
                                     + options)
         assert result.returncode == 0, result.stdout[-3000:]
-        printed = [float(v) for v in PRINTED_AP.findall(result.stdout)]
-        assert len(printed) == (2 if masks else 1), result.stdout[-3000:]
+        values = [float(v) for v in PRINTED_AP.findall(result.stdout)]
+        assert len(values) == (12 if masks else 6), result.stdout[-3000:]
+        printed = [values[:6]] + ([values[6:]] if masks else [])
         out[name] = (work_dir, config, osp.join(work_dir, 'iter_30.pth'), printed, ann)
     return tmp, out
 
@@ -76,10 +78,11 @@ def test_gathered_table_has_the_aps_tools_test_printed(runs, tiny_runs):
         row = rows[name]
         assert row['status'] == 'finished' and row['problems'] == [], row
         assert row['test_checkpoint'] == 'iter_30.pth'
-        # tools/test.py prints 3 decimals of the fraction; the table keeps percent.
-        assert round(row['test_box']['AP'] / 100, 3) == printed[0]
+        # tools/test.py prints 3 decimals of the fraction (-1: no object of that size); the table keeps percent.
+        for part, numbers in zip(('test_box', 'test_mask'), printed):
+            assert {k: round(v / 100, 3) for k, v in row[part].items()} == \
+                {k: v for (k, _), v in zip(BOX_KEYS, numbers) if v >= 0}, (part, row[part], numbers)
         if name == 'mask':
-            assert round(row['test_mask']['AP'] / 100, 3) == printed[1]
             assert row['mask'], 'the last validation\'s mask AP'
         assert row['detector'] == ('MaskRCNN' if name == 'mask' else 'FasterRCNN')
         assert row['backbone'] == 'ReXNet-v1' and row['width'] == 1.0
@@ -154,7 +157,7 @@ def test_test_dev_submission_scores_what_tools_test_printed(runs, tiny_runs, tmp
         assert result.returncode == 0, result.stdout[-3000:]
         kinds = ('bbox', 'segm') if name == 'mask' else ('bbox',)
         gt = COCO(ann)
-        for kind, expected in zip(kinds, printed):
+        for kind, expected in zip(kinds, (numbers[0] for numbers in printed)):
             path = osp.join(out, 'test-dev', f'ReXNet.{kind}.json')
             with open(path) as f:
                 dets = json.load(f)
