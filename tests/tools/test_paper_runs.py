@@ -61,3 +61,18 @@ def test_bad_arguments_fail_in_one_line(load_tool, capsys, argv, message):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith('error: ') and message in err and '\n' not in err
+
+
+def test_a_failed_training_skips_its_tests_and_the_table_is_still_gathered(tmp_path):
+    from rexnet_mmdet.analysis.paper_runs import Step, run
+    marks = tmp_path / 'ran'
+    marks.mkdir()
+    steps = [Step('train a', ['bash', '-c', 'exit 3']),
+             Step('test a', ['bash', '-c', f'touch {marks}/test_a']),
+             Step('train b', ['bash', '-c', f'touch {marks}/train_b_$MARK'], env=dict(MARK='env')),
+             Step('test b', ['bash', '-c', f'touch {marks}/test_b']),
+             Step('gather', ['python', '-c', f'open({str(marks / "gather")!r}, "w")'])]
+    lines = []
+    assert run(steps, log=lines.append) == ['train a']
+    assert sorted(p.name for p in marks.iterdir()) == ['gather', 'test_b', 'train_b_env']
+    assert 'skipped: test a (its training failed)' in lines
