@@ -4,6 +4,7 @@
                          [--show-dir DIR] [--cfg-options KEY=VALUE ...]
                          [--launcher {none,pytorch,slurm,mpi}] [--no-optimize]
                          [--backend {torch,onnxruntime,openvino}]
+                         [--test-dev IMAGE_INFO [--test-dev-images DIR] [--alg NAME]]
 
 The model is evaluated on the inference path (rexnet_mmdet.deploy.optimize_for_inference: BatchNorm
 folded into the convs, backbone channels-last, batched RoI Align), applied after the checkpoint is
@@ -12,7 +13,9 @@ loaded; it computes what the model as built computes, faster. The process keeps 
 library's malloc; --backend openvino runs the backbone in OpenVINO (the fastest CPU path for ReXNet).
 
 Evaluation is pycocotools' COCOeval through mmdet's CocoMetric; the 12 standard numbers
-are printed as a table. Several GPUs: tools/dist_test.sh.
+are printed as a table. Several GPUs: tools/dist_test.sh. --test-dev predicts on the images of a COCO
+image-info file (image_info_test-dev2017.json) and writes the zipped JSONs COCO's evaluation server takes
+(rexnet_mmdet.engine.test_dev).
 """
 import argparse
 import os.path as osp
@@ -24,6 +27,7 @@ from rexnet_mmdet.deploy.inference_hook import InferencePathHook
 from rexnet_mmdet import CheckpointError
 from rexnet_mmdet.engine import (ChannelMismatchError, DatasetCheckError, StrideMismatchError, add_guard,
                                  check_run_data, prepare_checkpoints)
+from rexnet_mmdet.engine import test_dev
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
 from rexnet_mmdet.utils.cli import fail
@@ -42,8 +46,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                              'export it to ONNX first and are faster on CPUs)')
     parser.add_argument('--skip-data-check', action='store_true',
                         help='do not check the dataset before building the model')
+    parser.add_argument('--test-dev', metavar='IMAGE_INFO',
+                        help='write a COCO test-dev submission instead of evaluating: predict on the images of '
+                             'this image-info file (image_info_test-dev2017.json) and write '
+                             '<work_dir>/test-dev/<alg>.bbox.json (+ .segm.json) and their zips')
+    parser.add_argument('--test-dev-images', metavar='DIR',
+                        help='with --test-dev: the folder of its images (COCO: data/coco/test2017/; default: the '
+                             'config\'s test images)')
+    parser.add_argument('--alg', help='with --test-dev: the algorithm name in the submitted file name '
+                                      '(letters, digits, hyphens; default: the config name)')
     add_common_arguments(parser)
     return parser.parse_args(argv)
+
+
+def _alg_name(args: argparse.Namespace) -> str:
+    return args.alg or osp.splitext(osp.basename(args.config))[0].replace('_', '-').replace('.', '-')
 
 
 def configure(args: argparse.Namespace):
@@ -70,6 +87,13 @@ def configure(args: argparse.Namespace):
         dump = dict(type='DumpDetResults', out_file_path=args.out)
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = list(evaluators) + [dump]
+    if args.test_dev:
+        try:
+            test_dev.check_alg_name(_alg_name(args))
+            args.test_dev_files = test_dev.use_test_dev(cfg, args.test_dev, osp.join(cfg.work_dir, 'test-dev',
+                                                        _alg_name(args)), args.test_dev_images)
+        except (ValueError, FileNotFoundError) as e:
+            fail(str(e))
     return cfg
 
 
@@ -99,7 +123,16 @@ def main(argv=None) -> dict:
         fail(str(e))
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     uses_coco = any(isinstance(ev, dict) and ev.get('type') == 'CocoMetric' for ev in evaluators)
-    if is_main_process():
+    if is_main_process() and args.test_dev:
+        for path in args.test_dev_files:
+            if osp.isfile(path):
+                counts = test_dev.submission_summary(path)
+                print(f'[test] {path}: {counts["detections"]} detections on {counts["images"]} images, '
+                      f'{counts["categories"]} categories; for COCO\'s server: '
+                      f'{test_dev.zip_submission(path, _alg_name(args))}', flush=True)
+            else:
+                print(f'[test] {path} not written: the model made no detection on any image', flush=True)
+    elif is_main_process():
         if uses_coco and not any(k.startswith('coco/') for k in metrics or {}):
             # mmdet logs "The testing results of the whole dataset is empty" and returns nothing.
             print('[test] no COCO metrics: the model made no detection on any image, so every AP is 0 '

@@ -10,6 +10,9 @@
 - ``feature_rank``: the rank of a backbone's features over images (paper §6).
 - ``report``: tables and figures of their results.
 - ``paper``: the paper's numbers; ``channel_configs``: channel configurations to compare against.
+- ``results``: finished training runs read from their work dirs; ``results_report``: their table and
+  AP-against-cost picture beside the paper's; ``paper_runs``: the commands that train, test and gather
+  the paper's COCO tables on a cluster.
 
 Submodules are imported on use (``from rexnet_mmdet.analysis import detector_speed``) so that importing one
 does not pull in matplotlib or the detector stack.

@@ -40,6 +40,11 @@ class PaperDetector:
     flops_input_size: Optional[Tuple[int, int]] = None
 
     @property
+    def ap_split(self) -> str:
+        """The COCO split of ``box_ap``: Table 6 (SSDLite) is on test-dev, Tables 7 and 9 on val2017."""
+        return 'test-dev2017' if self.detector == 'SSDLite' else 'val2017'
+
+    @property
     def counted_size(self) -> Tuple[int, int]:
         """Input size whose count reproduces ``gflops``."""
         return self.flops_input_size or self.input_size
@@ -75,10 +80,31 @@ PAPER_DETECTORS: Dict[str, PaperDetector] = {
     'mask_rcnn_rexnet_x2.2_fpn': PaperDetector('Mask R-CNN + FPN', 'ReXNet 2.2', (1200, 800),
                                                35.6, 153.8, 42.0, 37.8, widen_factor=2.2,
                                                flops_input_size=(1280, 800)),
+    # References the paper compares against, with no config here: Table 6 (test-dev) and Table 9.
+    'ssdlite_mobilenetv2': PaperDetector('SSDLite', 'MobileNetV2', (320, 320), 4.3, 0.79, 22.1,
+                                         note='reference, no config here; box AP on test-dev'),
+    'mask_rcnn_r50_fpn': PaperDetector('Mask R-CNN + FPN', 'ResNet-50', (1200, 800), 44.2, 206.5, 38.5, 34.6,
+                                       note='reference, no config here', flops_input_size=(1280, 800)),
 }
 
 #: The nine configs of this project, in table order.
 CONFIG_NAMES: Tuple[str, ...] = tuple(k for k in PAPER_DETECTORS if 'rexnet' in k)
+
+#: The paper's COCO tables, by number, as this project's configs. Table 6: SSDLite, box AP on test-dev
+#: (COCO's evaluation server). Tables 7 and 9 (val2017) report x0.9 and x2.2; the x1.0 rows come from
+#: the official README.
+PAPER_TABLES: Dict[str, Tuple[str, ...]] = {
+    '6': ('ssdlite_rexnet_x0.9', 'ssdlite_rexnet_x1.0', 'ssdlite_rexnet_x1.3'),
+    '7': ('faster_rcnn_rexnet_x0.9_fpn', 'faster_rcnn_rexnet_x1.0_fpn', 'faster_rcnn_rexnet_x2.2_fpn'),
+    '9': ('mask_rcnn_rexnet_x0.9_fpn', 'mask_rcnn_rexnet_x1.0_fpn', 'mask_rcnn_rexnet_x2.2_fpn'),
+}
+
+#: The paper's non-ReXNet reference detector of each detector family (ResNet-50, MobileNetV2).
+PAPER_REFERENCES: Dict[str, str] = {
+    'SSDLite': 'ssdlite_mobilenetv2',
+    'Faster R-CNN + FPN': 'faster_rcnn_r50_fpn',
+    'Mask R-CNN + FPN': 'mask_rcnn_r50_fpn',
+}
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,10 @@ def _fail(path: str, problem: str, todo: str = '') -> None:
     raise DatasetCheckError(f'{path}: {problem}' + (f'. {todo}' if todo else ''))
 
 
-def load_coco_json(ann_file: str) -> dict:
-    """Read a COCO annotation file, with errors that name it and the problem."""
+def load_coco_json(ann_file: str, image_info_ok: bool = False) -> dict:
+    """Read a COCO annotation file, with errors that name it and the problem. ``image_info_ok``: also
+    take an image-info file (images and categories, no ``annotations``, as COCO's test-dev), read as one
+    with no annotations."""
     try:
         with open(ann_file, 'rb') as f:
             raw = f.read()
@@ -153,6 +155,8 @@ def load_coco_json(ann_file: str) -> dict:
     if not isinstance(data, dict):
         _fail(ann_file, f'the top level is a JSON {type(data).__name__}, expected an object with '
                         f'"images", "annotations" and "categories" (COCO format)')
+    if image_info_ok and 'annotations' not in data:
+        data['annotations'] = []
     missing = [k for k in ('images', 'annotations', 'categories') if not isinstance(data.get(k), list)]
     if missing:
         _fail(ann_file, f'no list {", ".join(repr(k) for k in missing)} at the top level (it has: '
@@ -298,7 +302,7 @@ def check_dataset(loader: str, ds_cfg: dict, for_evaluation: bool, model_cfg: Op
                 _fail(ann_file, 'does not start like a JSON object; a COCO annotation file is a JSON document')
         summary.deep = False
         return summary
-    data = load_coco_json(ann_file)
+    data = load_coco_json(ann_file, image_info_ok=for_evaluation)
     names = check_coco_annotations(data, ann_file, for_evaluation)
     img_prefix = (ds_cfg.get('data_prefix') or {}).get('img', '')
     check_image_files(data, _resolve(data_root, img_prefix), ann_file)

@@ -91,6 +91,18 @@ def test_json_that_is_not_coco(dataset):
         check_run_data(_config(dataset), ['train_dataloader'], verbose=False)
 
 
+def test_an_image_info_file_is_a_test_set_but_no_training_set(dataset):
+    """COCO's test-dev comes as images and categories without annotations (tools/test.py --test-dev)."""
+    data = json.loads((dataset / 'ann.json').read_text())
+    del data['annotations']
+    (dataset / 'info.json').write_text(json.dumps(data))
+    summaries = check_run_data(_config(dataset, ('test_dataloader',), ann='info.json'), ['test_dataloader'],
+                               verbose=False)
+    assert summaries[0].num_images == 4 and summaries[0].num_annotations == 0
+    with pytest.raises(DatasetCheckError, match="info.json: no list 'annotations' at the top level"):
+        check_run_data(_config(dataset, ann='info.json'), ['train_dataloader'], verbose=False)
+
+
 def test_annotation_of_unknown_image_or_bad_box(dataset):
     data = json.loads((dataset / 'ann.json').read_text())
     data['annotations'][0]['image_id'] = 999
