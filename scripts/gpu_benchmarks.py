@@ -47,21 +47,15 @@ def main(argv=None) -> int:
     args = gpu_steps.parse_args('gpu_benchmarks', __doc__, default_budget=285, argv=argv, add=lambda p: p.add_argument(
         '--cudnn-benchmark', action='store_true',
         help="cuDNN's autotuning on in every step: it tunes in the warm-up calls, timed apart (default: off)"))
-    budget = gpu_steps.start('gpu_benchmarks', args, tuple(CAPS))
-    try:
-        run_steps(budget, args, args.cudnn_benchmark)
-    except gpu_steps.Stopped as stop:
-        budget.finish()
-        return 128 + stop.signum
-    return budget.finish()
+    return gpu_steps.run_plan('gpu_benchmarks', args, tuple(CAPS), run_steps)
 
 
-def run_steps(budget: gpu_steps.Budget, args, cudnn: bool) -> None:
+def run_steps(budget: gpu_steps.Budget, args) -> None:
     if not gpu_steps.install(budget, args) or gpu_steps.environment(budget, args) is None:
         return
     plan, caps = (DRY, {}) if args.dry_run else (GPU, CAPS)
     device = ['--device', 'cpu' if args.dry_run else 'cuda', '--tf32', 'off',
-              '--cudnn-benchmark', 'on' if cudnn else 'off']
+              '--cudnn-benchmark', 'on' if args.cudnn_benchmark else 'off']
 
     def step(name, *options, plot=False):
         out = osp.join(args.outdir, name)

@@ -71,13 +71,7 @@ def nan_count(iters: int):
 
 def main(argv=None) -> int:
     args = gpu_steps.parse_args('gpu_check', __doc__, default_budget=285, argv=argv)
-    budget = gpu_steps.start('gpu_check', args, STEPS)
-    try:
-        run_steps(budget, args)
-    except gpu_steps.Stopped as stop:
-        budget.finish()
-        return 128 + stop.signum
-    return budget.finish()
+    return gpu_steps.run_plan('gpu_check', args, STEPS, run_steps)
 
 
 def run_steps(budget: gpu_steps.Budget, args) -> None:

@@ -217,16 +217,16 @@ class Budget:
                  elapsed_s=round(time.monotonic() - self.start, 1), steps=self.steps,
                  running=self.current['name'] if self.current else None), indent=1))
 
-    def finish(self) -> int:
+    def finish(self, stopped: bool = False) -> int:
         """Give every planned step that did not run its line, print the summary; 0 when every step
         passed or was skipped."""
         done = {s['name'] for s in self.steps}
         for name in self.planned:
             if name not in done:
-                spent = self.left() - GRACE_S < MIN_STEP_S
-                self.steps.append(dict(name=name, status='cut' if spent else 'skipped', seconds=0.0, tail=[],
-                                       note='not started: the budget is spent' if spent else
-                                       'not run: a step it needs did not pass'))
+                cut = stopped or self.left() - GRACE_S < MIN_STEP_S
+                note = ('not started: the command was stopped' if stopped else 'not started: the budget is spent'
+                        if cut else 'not run: a step it needs did not pass')
+                self.steps.append(dict(name=name, status='cut' if cut else 'skipped', seconds=0.0, tail=[], note=note))
         self.write_summary()
         print('\n' + self.summary(), end='', flush=True)
         return 0 if all(s['status'] in ('passed', 'skipped') for s in self.steps) else 1
@@ -294,17 +294,24 @@ def parse_args(prog: str, description: str, default_budget: float, argv=None,
     return args
 
 
-def start(prog: str, args: argparse.Namespace, planned: Sequence[str]) -> Budget:
-    """The budget, the environment every step gets, and the hang step when asked for."""
+def run_plan(prog: str, args: argparse.Namespace, planned: Sequence[str],
+             steps: Callable[[Budget, argparse.Namespace], None]) -> int:
+    """Run ``steps(budget, args)`` under the budget (after the hang step when asked for) and print the
+    summary; the exit status: 0 when every step passed or was skipped, 1 otherwise, 128 + the signal
+    number when the command was stopped."""
     if args.dry_run:
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
     os.environ['MPLBACKEND'] = 'Agg'
     budget = Budget(prog + (' (dry run on the CPU)' if args.dry_run else ''), args.outdir, args.budget,
                     args.scratch, args.caps, ['install', 'environment'] + list(planned))
-    if args.hang_step:
-        pids = osp.join(args.scratch, 'hang.pids')
-        budget.run('hang', [sys.executable, '-c', HANG, pids])
-    return budget
+    try:
+        if args.hang_step:
+            budget.run('hang', [sys.executable, '-c', HANG, osp.join(args.scratch, 'hang.pids')])
+        steps(budget, args)
+    except Stopped as stop:
+        budget.finish(stopped=True)
+        return 128 + stop.signum
+    return budget.finish()
 
 
 #: A step that never ends: a child process, then both sleep; their pids go to argv[1].
@@ -378,4 +385,4 @@ def environment(budget: Budget, args: argparse.Namespace) -> Optional[dict]:
     return info
 
 
-__all__ = ['Budget', 'Stopped', 'end_group', 'collect_small', 'parse_args', 'start', 'install', 'environment']
+__all__ = ['Budget', 'Stopped', 'end_group', 'collect_small', 'parse_args', 'run_plan', 'install', 'environment']
