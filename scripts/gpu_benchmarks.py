@@ -14,6 +14,7 @@ are measured, a <step>.log and (race, backbones) a <step>.png:
 cuDNN's autotuning (benchmark mode) is off unless --cudnn-benchmark is given; then it tunes in the warm-up
 calls, whose time each table reports apart.
 """
+import os
 import os.path as osp
 import sys
 
@@ -59,6 +60,9 @@ def run_steps(budget: gpu_steps.Budget, args) -> None:
 
     def step(name, *options, plot=False):
         out = osp.join(args.outdir, name)
+        for suffix in ('.md', '.json', '.png'):  # a table of an earlier run must not pass for this one's
+            if osp.exists(out + suffix):
+                os.remove(out + suffix)
         cmd = [sys.executable, 'tools/analysis_tools/benchmark.py', '--markdown', '--md', out + '.md',
                '--json', out + '.json'] + device + list(options) + (['--plot', out + '.png'] if plot else [])
         budget.run(name, cmd, cap=caps.get(name))

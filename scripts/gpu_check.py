@@ -14,6 +14,7 @@ Checkpoints and data go to the scratch folder; the demo's logs, metrics and curv
 """
 import os.path as osp
 import re
+import shutil
 import sys
 
 import gpu_steps
@@ -79,6 +80,9 @@ def run_steps(budget: gpu_steps.Budget, args) -> None:
     if not gpu_steps.install(budget, args) or gpu_steps.environment(budget, args) is None:
         return
     caps = {} if dry else CAPS
+    for name in ('demo', 'demo_test', 'nan_amp', 'nan_fp32'):  # a run before this one must not be resumed or kept
+        shutil.rmtree(osp.join(scratch, name), ignore_errors=True)
+        shutil.rmtree(osp.join(args.outdir, name), ignore_errors=True)
     pytest = [py, '-m', 'pytest', '-p', 'no:cacheprovider', '-q']
     budget.run('cuda_tests', pytest + ['--junitxml', osp.join(args.outdir, 'cuda_tests.xml'), '-m', 'cuda',
                                        'tests/tools/test_tools_on_cuda.py' if dry else 'tests'],

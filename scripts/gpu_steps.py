@@ -33,6 +33,8 @@ TAIL_LINES = 12
 #: What may be copied into OUTDIR from a scratch folder (text, tables, JSON, pictures), and how large.
 SMALL_SUFFIXES = ('.log', '.json', '.txt', '.md', '.png', '.py', '.xml', '.csv')
 SMALL_FILE_BYTES = 1 << 20
+#: A step's log over this is cut down to its first and last parts once the step ends.
+LOG_BYTES = 1 << 20
 
 
 class Stopped(Exception):
@@ -104,6 +106,19 @@ def _write(path: str, text: str) -> None:
     with open(tmp, 'w', encoding='utf-8') as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _trim(path: str, limit: int = LOG_BYTES) -> None:
+    """Keep a log under ``limit`` bytes: its first fifth and its end, with a line where the middle was."""
+    size = osp.getsize(path)
+    if size <= limit:
+        return
+    with open(path, 'rb') as f:
+        head = f.read(limit // 5)
+        f.seek(size - (limit - limit // 5))
+        tail = f.read()
+    with open(path, 'wb') as f:
+        f.write(head + f'\n[... {size - len(head) - len(tail)} bytes of this log left out ...]\n'.encode() + tail)
 
 
 def _tail(path: str, lines: int = TAIL_LINES) -> List[str]:
@@ -181,6 +196,7 @@ class Budget:
                 raise
         self.current = None
         seconds = time.monotonic() - t0
+        _trim(log)
         if rc is None:
             status, note = 'cut', f'stopped at its limit of {limit:.0f} s'
         elif rc == 0:
