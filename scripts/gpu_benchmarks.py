@@ -37,7 +37,7 @@ DRY = dict(
     race=['--widths', '0.9', '--det-size', '96', '64', '--det-batches', '1', '2', '--repeats', '2',
           '--warmup', '1'],
     train=['--train-plan', 'short', '--train-detectors', 'Faster R-CNN ReXNet x2.2', 'Faster R-CNN ResNet-50',
-           'SSDLite ReXNet x1.0', '--train-batch', '1', '--train-size', '64', '64', '--train-warmup', '0',
+           'SSDLite ReXNet x1.0', '--train-batch', '2', '--train-size', '64', '64', '--train-warmup', '0',
            '--train-steps', '1'],
     backbones=['--widths', '1.0', '--batches', '2', '--size', '64', '--repeats', '2', '--warmup', '1'],
     single=['--widths', '0.9', '--det-size', '96', '64', '--repeats', '2', '--warmup', '1'],

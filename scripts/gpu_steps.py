@@ -214,8 +214,8 @@ class Budget:
         width = max([12] + [len(s['name']) for s in self.steps])
         for s in self.steps + ([self.current] if self.current else []):
             if s['status'] == 'running':
-                seconds = time.monotonic() - s['since']
-                lines.append(f'{s["name"]:<{width}}  running  (started {seconds:.0f} s ago; {s["note"]})')
+                lines.append(f'{s["name"]:<{width}}  running  (started {s["since"] - self.start:.0f} s into the budget; '
+                             f'{s["note"]})')
                 continue
             line = f'{s["name"]:<{width}}  {s["status"]:<7}  {s["seconds"]:5.0f} s'
             lines.append(line + (f'  ({s["note"]})' if s['note'] else ''))

@@ -109,7 +109,7 @@ def test_a_benchmark_stopped_midway_keeps_the_rows_it_measured(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, 'tools/analysis_tools/benchmark.py', '--part', 'train', '--threads', '1', '--markdown',
          '--md', str(md), '--json', str(js), '--train-detectors', 'SSDLite ReXNet x1.0', 'SSDLite MobileNetV2',
-         '--train-batch', '1', '--train-size', '64', '64', '--train-warmup', '0', '--train-steps', '1'],
+         '--train-batch', '2', '--train-size', '64', '64', '--train-warmup', '0', '--train-steps', '1'],
         cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
