@@ -83,7 +83,7 @@ def run_steps(budget: gpu_steps.Budget, args) -> None:
     for name in ('demo', 'demo_test', 'nan_amp', 'nan_fp32'):  # a run before this one must not be resumed or kept
         shutil.rmtree(osp.join(scratch, name), ignore_errors=True)
         shutil.rmtree(osp.join(args.outdir, name), ignore_errors=True)
-    pytest = [py, '-m', 'pytest', '-p', 'no:cacheprovider', '-q']
+    pytest = [py, '-m', 'pytest', '-p', 'no:cacheprovider', '-vv']  # a line per test: a cut run's log says how far
     budget.run('cuda_tests', pytest + ['--junitxml', osp.join(args.outdir, 'cuda_tests.xml'), '-m', 'cuda',
                                        'tests/tools/test_tools_on_cuda.py' if dry else 'tests'],
                cap=caps.get('cuda_tests'))
