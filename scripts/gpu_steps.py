@@ -180,7 +180,10 @@ class Budget:
         t0 = time.monotonic()
         with open(log, 'wb', buffering=0) as f:
             f.write(f'$ {_show(cmd)}\n'.encode())
-            proc = subprocess.Popen(list(cmd), cwd=ROOT, env=full_env, stdout=f, stderr=subprocess.STDOUT,
+            # coreutils' timeout leads the step's group: should this runner die (even by SIGKILL), its parent-death
+            # signal makes timeout end the whole group, as it also would once the step overstays by far.
+            backstop = ['timeout', '-k', '2', str(int(limit + 2 * GRACE_S))] if shutil.which('timeout') else []
+            proc = subprocess.Popen(backstop + list(cmd), cwd=ROOT, env=full_env, stdout=f, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
                                     preexec_fn=_child_dies_with_parent)
             try:

@@ -91,6 +91,20 @@ def test_stopping_the_whole_command_ends_the_step_and_keeps_the_summary(tmp_path
     assert 'hang' in (tmp_path / 'out' / 'summary.txt').read_text()
 
 
+def test_a_command_killed_outright_leaves_no_step_running(tmp_path):
+    """SIGKILL gives the runner no chance to act: the step's group still ends, and summary.txt says
+    which step was running."""
+    proc = _start('gpu_benchmarks.sh', tmp_path, '--hang-step', '--budget', '300')
+    pids = _hang_pids(tmp_path)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids):
+        assert time.monotonic() < deadline, 'the step outlived the command'
+        time.sleep(0.1)
+    assert 'hang          running' in (tmp_path / 'out' / 'summary.txt').read_text()
+
+
 def test_bad_options_fail_with_one_line(tmp_path):
     for args, message in ((['--budget', '0'], '--budget must be positive'),
                           (['--cap', 'race'], '--cap takes STEP=SECONDS'),
