@@ -5,6 +5,7 @@ its final feature map (no pooling, no classifier), on random square images, in e
 precision asked for.
 """
 import copy
+import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -13,7 +14,7 @@ import torch.nn as nn
 from ..deploy.treatments import treat_backbone
 from ..models.norms import reestimate_batchnorm
 from ..utils.build import build_backbone
-from ..utils.timing import check_device, time_interleaved
+from ..utils.timing import check_device, time_interleaved, warm_up
 from .complexity import count_parameters
 from .precision import autocast, reference_outputs, relative_difference, tf32_off, tolerance
 from .speed import (BASELINE_BACKBONES, REXNET_FINAL_TAP, Timing, check_treatments, runnable_precisions,
@@ -82,7 +83,8 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
                         log: Optional[Callable[[str], None]] = print,
                         treatments: Optional[Sequence[str]] = None, precisions: Sequence[str] = ('fp32',),
                         with_timm: bool = False, numeric: Optional[dict] = None,
-                        skipped: Optional[List[str]] = None) -> List[Timing]:
+                        skipped: Optional[List[str]] = None,
+                        on_rows: Optional[Callable[[List[Timing]], None]] = None) -> List[Timing]:
     """Time ReXNet backbones against MMDetection's backbones at each batch size.
 
     Args:
@@ -105,12 +107,15 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
         with_timm: also time timm's models (:func:`timm_specs`).
         numeric: what :func:`~.precision.apply_numeric_settings` returned (sets the tolerances).
         skipped: a list that gets one line per treatment, precision or model left out, and why.
+        on_rows: called with the rows so far after each batch size's comparison.
 
     Each row's ``notes['rel_diff']`` is its outputs' relative difference to the model as built in
     the most exact setting (:func:`~.precision.reference_outputs`), ``notes['rel_diff_as_built']``
     that of the model as built run in the row's precision, and ``notes['tolerance']`` the bound
     rounding explains (:func:`~.precision.tolerance`); ``notes['fp32_rel_diff']`` and
     ``notes['fp32_tolerance']`` the same for the row's treatment in fp32 with TF32 off.
+    ``notes['prepare_s']``, ``notes['warmup_s']`` and ``notes['timed_s']``: the seconds its batch size's
+    comparison spent on the reference and accuracy passes, the warm-up calls and the timed calls.
     """
     dev = check_device(device)
     skipped = [] if skipped is None else skipped
@@ -143,6 +148,7 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
         n_rep = (repeats or {}).get(batch, 30 if batch <= 8 else 3)
         n_warm = (warmup or {}).get(batch, 3 if batch <= 8 else 1)
         n_block = (block or {}).get(batch, 5 if batch <= 8 else 1)
+        started = time.perf_counter()
         x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)).to(dev)
         if log:
             log(f'backbones, batch {batch} at {size}x{size}: {len(models)} models, {n_warm} warm-up + '
@@ -159,7 +165,11 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
                 strict = {(row.name, row.mode): relative_difference(model(x), refs[row.name])
                           for model, row in models.values()}
                 strict.update({(name, None): relative_difference(m(x), refs[name]) for name, m in built.items()})
-            times = time_interleaved(cases, n_rep, n_warm, dev, log, block=n_block)
+            phases = dict(prepare_s=time.perf_counter() - started)
+            phases['warmup_s'] = warm_up(cases, n_warm, dev, log)  # cuDNN's autotuning, when on, falls here
+            begin = time.perf_counter()
+            times = time_interleaved(cases, n_rep, 0, dev, log, block=n_block)
+            phases['timed_s'] = time.perf_counter() - begin
         group = []
         for label, (model, template) in models.items():
             row = copy.deepcopy(template)
@@ -168,7 +178,7 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
             row.notes.update(rel_diff=diffs[label], rel_diff_as_built=rounding,
                              tolerance=tolerance(row.precision, numeric, rounding),
                              fp32_rel_diff=strict[row.name, row.mode],
-                             fp32_tolerance=tolerance('fp32', None, strict[row.name, None]))
+                             fp32_tolerance=tolerance('fp32', None, strict[row.name, None]), **phases)
             group.append(row)
         # Ratios to each baseline under the same treatment and precision (like with like).
         for row in group:
@@ -178,6 +188,8 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
                 if ref_row is not None and ref_row is not row:
                     row.ratios[ref] = row.median / ref_row.median
         rows += group
+        if on_rows:
+            on_rows(rows)
     return rows
 
 

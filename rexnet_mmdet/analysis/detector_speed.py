@@ -17,7 +17,7 @@ from ..deploy.mixed_precision import fp32_post_processing
 from ..deploy.treatments import treat_detector
 from ..models.channels import out_channels
 from ..utils.build import CONFIG_DIR, build_detector, calibration_image_size, fake_batch, load_config
-from ..utils.timing import check_device, sync, time_interleaved
+from ..utils.timing import check_device, sync, time_interleaved, warm_up
 from .complexity import count_parameters
 from .precision import autocast, reference_outputs, relative_difference, tf32_off, tolerance
 from .speed import (DEFAULT_DETECTOR_WIDTHS, REFERENCE_DETECTOR, REFERENCE_NAME, Timing, add_ratios,
@@ -177,7 +177,8 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
                         log: Optional[Callable[[str], None]] = print,
                         treatments: Optional[Sequence[str]] = None, batches: Sequence[int] = (1,),
                         precisions: Sequence[str] = ('fp32',), numeric: Optional[dict] = None,
-                        skipped: Optional[List[str]] = None) -> List[Timing]:
+                        skipped: Optional[List[str]] = None,
+                        on_rows: Optional[Callable[[List[Timing]], None]] = None) -> List[Timing]:
     """Time ``model.predict`` of ReXNet Faster R-CNN + FPN detectors against the ResNet-50 one.
 
     Args:
@@ -200,13 +201,17 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
             (:func:`~rexnet_mmdet.deploy.mixed_precision.fp32_post_processing`).
         numeric: what :func:`~.precision.apply_numeric_settings` returned (sets the tolerances).
         skipped: a list that gets one line per treatment or precision left out, and why.
+        on_rows: called with the rows so far after each batch size's comparison.
 
     A row's ``notes['rel_diff']`` is the relative difference of the features the neck hands the
     heads to those of the detector as built in the most exact setting
     (:func:`~.precision.reference_outputs`); ``notes['rel_diff_as_built']`` that of the detector as
     built run in the row's precision, ``notes['tolerance']`` the bound rounding explains
     (:func:`~.precision.tolerance`); ``notes['fp32_rel_diff']`` and ``notes['fp32_tolerance']``
-    the same for the row's treatment in fp32 with TF32 off.
+    the same for the row's treatment in fp32 with TF32 off. ``notes['prepare_s']``, ``notes['warmup_s']``
+    and ``notes['timed_s']`` are the seconds its batch size's comparison spent on the reference and
+    accuracy passes, on the warm-up rounds (where cuDNN's autotuning, when on, and graph captures
+    fall) and on the timed rounds.
     ``notes['stages_ms']`` holds the median time of each stage: on the CPU from the timed calls
     themselves, on a GPU from as many further calls with the stage boundaries synchronised.
     """
@@ -232,6 +237,8 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
     rows: List[Timing] = []
     for batch in batches:
         rows += _race(built, batch, image_size, precisions, repeats, warmup, dev, uniform_heads, numeric, log)
+        if on_rows:
+            on_rows(rows)
     return rows
 
 
@@ -239,6 +246,7 @@ def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[s
           dev: torch.device, uniform_heads: bool, numeric: Optional[dict],
           log: Optional[Callable[[str], None]]) -> List[Timing]:
     """One interleaved comparison of every (detector, treatment, precision) at one batch size."""
+    started = time.perf_counter()
     data_batch = fake_batch(batch, image_size)
     entries: List[Tuple[Timing, nn.Module, torch.Tensor, list]] = []
     for name, w, model, treated in built:
@@ -286,7 +294,11 @@ def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[s
     for timer in timers.values():
         timer.enabled = not separate_stages
     with torch.no_grad():
-        times = time_interleaved(cases, repeats, warmup, dev, log)
+        phases = dict(prepare_s=time.perf_counter() - started)
+        phases['warmup_s'] = warm_up(cases, warmup, dev, log)  # autotuning and graph captures fall here
+        begin = time.perf_counter()
+        times = time_interleaved(cases, repeats, 0, dev, log)
+        phases['timed_s'] = time.perf_counter() - begin
         if separate_stages:
             for timer in timers.values():
                 timer.enabled = True
@@ -296,6 +308,7 @@ def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[s
         row.times = times[row.label]
         row.notes['stages_ms'] = {k: v * 1e3 for k, v in StageTimer.stage_medians(calls[row.label], repeats).items()}
         row.notes['stages_timed'] = 'separate synchronised calls' if separate_stages else 'the timed calls'
+        row.notes.update(phases)
         rows.append(row)
     for precision in precisions:  # like with like: the same precision
         group = [r for r in rows if r.precision == precision]

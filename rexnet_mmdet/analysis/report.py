@@ -4,6 +4,7 @@ study (paper Figure 1) and the feature rank (paper Figure 5).
 Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas directly: no pyplot, so
 nothing here changes the process's matplotlib backend.
 """
+import json
 import math
 import os
 import os.path as osp
@@ -134,6 +135,58 @@ def stage_table(rows: Sequence[Timing], markdown: bool = False) -> str:
                                   for st in stages] + [_ms(r.median)]
             for r in rows if r.notes.get('stages_ms')]
     return table(header, body, markdown)
+
+
+def phase_table(rows: Sequence[Timing], markdown: bool = False) -> str:
+    """Where each comparison's time went, per batch size: the reference and accuracy passes, the
+    warm-up calls (cuDNN's autotuning, when on, and graph captures) and the timed calls."""
+    first = {}
+    for r in rows:
+        if 'warmup_s' in r.notes:
+            first.setdefault(r.batch, r)
+    header = ['batch', 'models', 'reference + accuracy s', 'warm-up s', 'timed s']
+    body = [[b, sum(r.batch == b for r in rows), f"{r.notes['prepare_s']:.1f}", f"{r.notes['warmup_s']:.1f}",
+             f"{r.notes['timed_s']:.1f}"] for b, r in first.items()]
+    return table(header, body, markdown)
+
+
+class LiveTables:
+    """A run's tables and record as they grow: the text (``md_path``) and the record (``json_path``,
+    with ``complete`` false until :meth:`finish`) are rewritten through a temporary file and a rename
+    whenever a section changes, so that a run stopped at any moment leaves every row it measured.
+    Either path may be ``None``."""
+
+    def __init__(self, md_path: Optional[str], json_path: Optional[str], record: Dict[str, Any]):
+        self.md_path, self.json_path, self.record = md_path, json_path, record
+        self.sections: Dict[str, str] = {}
+        for path in (md_path, json_path):
+            if path:
+                os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+
+    def update(self, key: str, text: str) -> None:
+        """Set section ``key`` (sections keep the order they first came in) and write both files."""
+        self.sections[key] = text
+        self.write()
+
+    def text(self) -> str:
+        return '\n'.join(self.sections.values())
+
+    def write(self, complete: bool = False) -> None:
+        self.record['complete'] = complete
+        if self.md_path:
+            _replace(self.md_path, self.text() + '\n')
+        if self.json_path:
+            _replace(self.json_path, json.dumps(self.record, indent=1, default=str))
+
+    def finish(self) -> None:
+        self.write(complete=True)
+
+
+def _replace(path: str, text: str) -> None:
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def plot_timings(backbones: Sequence[Timing], detectors: Sequence[Timing], path: str,
@@ -309,4 +362,4 @@ def plot_feature_rank(results: Dict[str, FeatureRank], path: str, title: str = '
 
 
 __all__ = ['timing_table', 'treatment_table', 'accuracy_table', 'roi_align_table', 'stage_table', 'training_table',
-           'plot_timings', 'memory_table', 'plot_rank_study', 'plot_feature_rank']
+           'phase_table', 'LiveTables', 'plot_timings', 'memory_table', 'plot_rank_study', 'plot_feature_rank']

@@ -112,37 +112,69 @@ def train_step_throughput(config: str, amp: bool, with_cp: bool, batch_size: Opt
     return result
 
 
+#: The runs of ``--train-plan short``, in order of value: every detector with AMP first; then, for the
+#: x2.2 detectors and their ResNet-50 counterparts, fp32 and AMP with the backbone's with_cp. Each run is
+#: (detector, amp, with_cp); a table cut short keeps the AMP comparison whole.
+SHORT_EXTRA = ('Faster R-CNN ReXNet x2.2', 'Faster R-CNN ResNet-50', 'Mask R-CNN ReXNet x2.2', 'Mask R-CNN ResNet-50')
+
+
+def training_runs(names: Sequence[str], plan: str = 'all') -> List[Tuple[str, bool, bool]]:
+    """The (detector, amp, with_cp) runs of ``plan`` for the detectors ``names``: ``'all'`` every
+    detector in fp32 and AMP, with_cp off and on; ``'short'`` see :data:`SHORT_EXTRA`."""
+    unknown = [n for n in names if n not in TRAIN_DETECTORS]
+    if unknown:
+        raise ValueError(f'unknown detectors {unknown}; choose from {", ".join(TRAIN_DETECTORS)}')
+    if plan == 'all':
+        return [(n, amp, cp) for n in names for amp in (False, True) for cp in (False, True)]
+    if plan == 'short':
+        extra = [n for n in names if n in SHORT_EXTRA]
+        return [(n, True, False) for n in names] + [(n, False, False) for n in extra] + \
+            [(n, True, True) for n in extra]
+    raise ValueError(f'unknown training plan {plan!r}; choose from all, short')
+
+
 def benchmark_training(names: Sequence[str] = tuple(TRAIN_DETECTORS), device: str = 'cpu',
                        amp: Sequence[bool] = (False, True), with_cp: Sequence[bool] = (False, True),
                        batch_size: Optional[int] = None, image_size: Optional[Tuple[int, int]] = None,
                        warmup: int = 15, steps: int = 10,
-                       log: Optional[Callable[[str], None]] = print) -> List[Dict[str, Any]]:
+                       log: Optional[Callable[[str], None]] = print,
+                       runs: Optional[Sequence[Tuple[str, bool, bool]]] = None,
+                       on_result: Optional[Callable[[List[Dict[str, Any]]], None]] = None) -> List[Dict[str, Any]]:
     """:func:`train_step_throughput` of each detector of :data:`TRAIN_DETECTORS` in ``names``, in
-    every combination of ``amp`` and ``with_cp``; ``image_size`` replaces every detector's own
+    every combination of ``amp`` and ``with_cp`` (or the (detector, amp, with_cp) ``runs`` given,
+    in their order, e.g. from :func:`training_runs`); ``image_size`` replaces every detector's own
     (a dry run at tiny sizes). Each result also has ``name`` and, for the ReXNet detectors, the
-    ratio of its images/s to its baseline's in the same setting (``vs_baseline``)."""
-    unknown = [n for n in names if n not in TRAIN_DETECTORS]
-    if unknown:
-        raise ValueError(f'unknown detectors {unknown}; choose from {", ".join(TRAIN_DETECTORS)}')
-    results = []
-    for name in names:
+    ratio of its images/s to its baseline's in the same setting (``vs_baseline``).
+    ``on_result(results)`` is called after every run with the results so far."""
+    if runs is None:
+        unknown = [n for n in names if n not in TRAIN_DETECTORS]
+        if unknown:
+            raise ValueError(f'unknown detectors {unknown}; choose from {", ".join(TRAIN_DETECTORS)}')
+        runs = [(n, a, cp) for n in names for a in amp for cp in with_cp]
+    results: List[Dict[str, Any]] = []
+    for name, use_amp, cp in runs:
         config, size = TRAIN_DETECTORS[name]
-        for use_amp in amp:
-            for cp in with_cp:
-                if log:
-                    log(f'training: {name}, {"AMP" if use_amp else "fp32"}, with_cp={cp}: '
-                        f'{warmup} warm-up + {steps} timed steps')
-                r = train_step_throughput(config, use_amp, cp, batch_size, image_size or size, device, warmup, steps)
-                r['name'] = name
-                if log:
-                    log(f'  {r["images_per_s"]:.1f} images/s, {r["step_ms"]:.0f} ms/step, peak {r["peak_mib"]:.0f} MiB')
-                results.append(r)
+        if log:
+            log(f'training: {name}, {"AMP" if use_amp else "fp32"}, with_cp={cp}: '
+                f'{warmup} warm-up + {steps} timed steps')
+        r = train_step_throughput(config, use_amp, cp, batch_size, image_size or size, device, warmup, steps)
+        r['name'] = name
+        if log:
+            log(f'  {r["images_per_s"]:.1f} images/s, {r["step_ms"]:.0f} ms/step, peak {r["peak_mib"]:.0f} MiB')
+        results.append(r)
+        add_baseline_ratios(results)
+        if on_result:
+            on_result(results)
+    return results
+
+
+def add_baseline_ratios(results: List[Dict[str, Any]]) -> None:
+    """Give each result with a baseline among ``results`` (same AMP and with_cp) its ``vs_baseline``."""
     for r in results:
         base = next((b for b in results if b['name'] == baseline_of(r['name']) and b['amp'] == r['amp']
                      and b['with_cp'] == r['with_cp']), None)
         if base is not None and base is not r:
             r['vs_baseline'] = r['images_per_s'] / base['images_per_s']
-    return results
 
 
 def baseline_of(name: str) -> str:
@@ -151,4 +183,5 @@ def baseline_of(name: str) -> str:
     return next(n for n in TRAIN_DETECTORS if n.startswith(family) and 'ReXNet' not in n)
 
 
-__all__ = ['TRAIN_DETECTORS', 'AMP_DTYPES', 'train_step_throughput', 'benchmark_training', 'baseline_of']
+__all__ = ['TRAIN_DETECTORS', 'AMP_DTYPES', 'SHORT_EXTRA', 'train_step_throughput', 'training_runs',
+           'benchmark_training', 'add_baseline_ratios', 'baseline_of']

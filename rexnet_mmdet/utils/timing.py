@@ -125,6 +125,20 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def warm_up(cases: Dict[str, Callable[[], Any]], rounds: int, device: torch.device = torch.device('cpu'),
+            log: Optional[Callable[[str], None]] = None) -> float:
+    """Call every case ``rounds`` times, untimed (first calls: kernel loading, cuDNN's autotuning when
+    it is on, graph captures); returns the seconds it took."""
+    start = time.perf_counter()
+    for r in range(rounds):
+        for case in cases.values():
+            case()
+        sync(device)
+        if log:
+            log(f'  warm-up {r + 1}/{rounds} done')
+    return time.perf_counter() - start
+
+
 def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
                      device: torch.device = torch.device('cpu'),
                      log: Optional[Callable[[str], None]] = None, block: int = 1,
@@ -145,12 +159,7 @@ def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: 
         raise ValueError(f'block must be at least 1, got {block}')
     names = list(cases)
     times: Dict[str, List[float]] = {n: [] for n in names}
-    for r in range(warmup):
-        for name in names:
-            cases[name]()
-        sync(device)
-        if log:
-            log(f'  warm-up {r + 1}/{warmup} done')
+    warm_up(cases, warmup, device, log)
     rounds = -(-repeats // block)
     for r in range(rounds):
         k = r % len(names)
@@ -174,4 +183,4 @@ def medians(times: Dict[str, List[float]]) -> Dict[str, float]:
 
 
 __all__ = ['cpu_model', 'usable_cores', 'load_average', 'machine_info', 'format_machine', 'busy_cores',
-           'busy_warning', 'check_device', 'sync', 'time_interleaved', 'medians']
+           'busy_warning', 'check_device', 'sync', 'warm_up', 'time_interleaved', 'medians']

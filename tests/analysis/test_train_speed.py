@@ -20,6 +20,19 @@ def test_baselines_are_the_same_detector_on_resnet_or_mobilenet():
         train_speed.benchmark_training(['YOLO'])
 
 
+def test_the_short_plan_runs_every_detector_with_amp_first():
+    names = list(train_speed.TRAIN_DETECTORS)
+    runs = train_speed.training_runs(names, 'short')
+    assert runs[:len(names)] == [(n, True, False) for n in names]  # a cut table keeps the AMP comparison whole
+    assert runs[len(names):] == [(n, False, False) for n in train_speed.SHORT_EXTRA] + \
+        [(n, True, True) for n in train_speed.SHORT_EXTRA]
+    assert {train_speed.baseline_of(n) for n in train_speed.SHORT_EXTRA} <= set(train_speed.SHORT_EXTRA)
+    assert len(train_speed.training_runs(names, 'all')) == 4 * len(names)
+    assert train_speed.training_runs(SSDLITE, 'short') == [(n, True, False) for n in SSDLITE]
+    with pytest.raises(ValueError, match='unknown training plan'):
+        train_speed.training_runs(names, 'long')
+
+
 def test_training_dry_run_of_ssdlite_against_mobilenetv2():
     results = train_speed.benchmark_training(SSDLITE, amp=(True,), with_cp=(True,), batch_size=2,
                                              image_size=(64, 64), warmup=1, steps=2, log=None)

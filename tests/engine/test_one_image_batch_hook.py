@@ -75,20 +75,28 @@ def test_a_config_without_the_hook_still_trains(tmp_path, data_root, tiny_runs):
 
 
 @pytest.mark.slow
-def test_two_image_batches_are_bitwise_unchanged(tmp_path, data_root, tiny_runs):
+def test_two_image_batches_are_unchanged(tmp_path, data_root, tiny_runs):
+    """With or without the hook, two steps over batches of two images compute the same losses, weights
+    and statistics: bit for bit on the CPU. On a GPU (where the runner trains when one is visible),
+    mmcv's RoI Align backward and cuDNN's weight gradients add in an order that changes from run to
+    run, so the runs agree to float32 rounding carried through two SGD steps instead; a BatchNorm put
+    on running statistics would differ by orders of magnitude more."""
     config = tiny_runs.write_tiny_config(str(tmp_path / 'tiny.py'), data_root, max_iters=2, num_train=5)
     runs = [_train(config, str(tmp_path / name), guard) for name, guard in (('with', True), ('without', False))]
     hook = [h for h in runs[0].hooks if type(h).__name__ == 'ReXNetGuardHook']
     assert len(hook) == 1 and hook[0].one_image_batches == 0
     assert not [h for h in runs[1].hooks if type(h).__name__ == 'ReXNetGuardHook']
-    losses = [r.message_hub.get_scalar('train/loss').data[0] for r in runs]
-    assert list(losses[0]) == list(losses[1]) and len(losses[0]) == 2  # batches of 2 (no epoch end)
-    params = [dict(r.model.named_parameters()) for r in runs]
-    for name, value in params[0].items():
-        assert torch.equal(value, params[1][name]), name
-    buffers = [dict(r.model.named_buffers()) for r in runs]
-    for name, value in buffers[0].items():
-        assert torch.equal(value, buffers[1][name]), name
+    on_gpu = next(runs[0].model.parameters()).is_cuda
+    tolerance = dict(rtol=1e-5, atol=1e-6) if on_gpu else dict(rtol=0, atol=0)
+    losses = [torch.tensor(list(r.message_hub.get_scalar('train/loss').data[0]), dtype=torch.float64) for r in runs]
+    assert len(losses[0]) == 2  # batches of 2 (no epoch end)
+    torch.testing.assert_close(losses[0], losses[1], **tolerance)
+    for kind in ('named_parameters', 'named_buffers'):
+        tensors = [dict(getattr(r.model, kind)()) for r in runs]
+        for name, value in tensors[0].items():
+            exact = not value.is_floating_point()
+            torch.testing.assert_close(tensors[1][name], value, msg=name,
+                                       **(dict(rtol=0, atol=0) if exact else tolerance))
 
 
 @pytest.mark.slow

@@ -128,7 +128,6 @@ def test_with_cp_under_autocast_computes_what_it_computes_without(device, dtype,
     if channels_last:
         plain, checkpointed = (m.to(memory_format=torch.channels_last) for m in (plain, checkpointed))
         x = x.contiguous(memory_format=torch.channels_last)
-    exact = device == 'cpu'
     losses = []
     for model in (plain, checkpointed):
         model.train()
@@ -139,8 +138,24 @@ def test_with_cp_under_autocast_computes_what_it_computes_without(device, dtype,
         loss.backward()
         losses.append(loss.detach())
     assert torch.isfinite(losses[0])
-    torch.testing.assert_close(losses[1], losses[0], **({'rtol': 0, 'atol': 0} if exact else {}))
+    same = _same_on(device, dtype)
+    same(losses[1], losses[0], 'loss')
     for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
-        torch.testing.assert_close(b.grad, a.grad, msg=name, **({'rtol': 0, 'atol': 0} if exact else {}))
+        same(b.grad, a.grad, name)
     for (name, a), (_, b) in zip(plain.named_buffers(), checkpointed.named_buffers()):
-        torch.testing.assert_close(b, a, msg=name, **({'rtol': 0, 'atol': 0} if exact else {}))
+        same(b, a, name)
+
+
+def _same_on(device: str, dtype: torch.dtype):
+    """Bitwise on the CPU, where kernels are deterministic. On a GPU, cuDNN's weight gradients and
+    BatchNorm reductions sum in an order that changes from call to call, and a value computed in
+    float16 may then round one unit apart: two float16 units relative (2 ** -9), and the same
+    fraction of the tensor's largest value for elements near zero."""
+    def same(actual, expected, name):
+        if device == 'cpu' or not expected.is_floating_point():
+            torch.testing.assert_close(actual, expected, rtol=0, atol=0, msg=name)
+            return
+        rtol = 2 * torch.finfo(dtype).eps
+        scale = float(expected.abs().max()) if expected.numel() else 0.0
+        torch.testing.assert_close(actual, expected, rtol=rtol, atol=rtol * scale, msg=name)
+    return same

@@ -69,13 +69,20 @@ def test_resume_on_the_gpu_continues_the_run(gpu_run, tiny_runs):
                                  '--cfg-options', 'model.backbone.with_cp=True'])
     assert result.returncode == 0, result.stdout[-3000:]
     assert 'resumed' in result.stdout.lower() or 'Iter(train) [3/6]' in result.stdout
+    start = load_checkpoint_file(osp.join(gpu_run['work_dir'], 'iter_2.pth'), map_location='cpu')['state_dict']
     full = load_checkpoint_file(osp.join(gpu_run['work_dir'], f'iter_{MAX_ITERS}.pth'), map_location='cpu')
     resumed = load_checkpoint_file(osp.join(resumed_dir, f'iter_{MAX_ITERS}.pth'), map_location='cpu')
     assert resumed['meta']['iter'] == MAX_ITERS
-    # The same four steps after iteration 2 (GPU kernels may round differently from run to run).
-    for key, value in full['state_dict'].items():
-        if value.is_floating_point():
-            torch.testing.assert_close(resumed['state_dict'][key], value, rtol=1e-3, atol=1e-4, msg=key)
+    # The same four steps after iteration 2, up to the GPU's run-to-run rounding: mmcv's RoI Align
+    # backward adds with atomics, fp16 may then round one unit apart, and AdamW turns a gradient near
+    # zero into a step of the learning rate whatever its size, so single weights may differ by a step.
+    # What the four steps changed agrees as a whole; a lost optimizer state, loss scale or schedule
+    # would change it by a large fraction.
+    keys = [k for k, v in start.items() if v.is_floating_point()]
+    update_full = torch.cat([(full['state_dict'][k] - start[k]).double().flatten() for k in keys])
+    update_resumed = torch.cat([(resumed['state_dict'][k] - start[k]).double().flatten() for k in keys])
+    assert update_full.norm() > 0
+    assert (update_resumed - update_full).norm() <= 0.05 * update_full.norm()
 
 
 def test_a_gpu_written_checkpoint_loads_on_the_cpu(gpu_run, tiny_runs):

@@ -20,11 +20,10 @@ Examples:
     python tools/analysis_tools/benchmark.py --device cuda --part train       # training images/s and memory
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import time
+from functools import partial
 
 import torch
 
@@ -115,8 +114,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--train-warmup', type=int, default=15,
                         help='--part train: untimed steps first, the start-up (default: 15)')
     parser.add_argument('--train-steps', type=int, default=10, help='--part train: timed steps (default: 10)')
+    parser.add_argument('--train-plan', choices=('all', 'short'), default='all',
+                        help='--part train: all = every detector in fp32 and AMP, with_cp off and on; short = '
+                             'every detector with AMP, then fp32 and AMP + with_cp for the x2.2 detectors and '
+                             'their ResNet-50 counterparts (default: all)')
     parser.add_argument('--markdown', action='store_true', help='print markdown tables')
-    parser.add_argument('--json', metavar='OUT', help='also write every timing and setting to this JSON file')
+    parser.add_argument('--json', metavar='OUT',
+                        help='also write every timing and setting to this JSON file, rewritten as each comparison '
+                             'is measured ("complete" says whether the run finished)')
+    parser.add_argument('--md', metavar='OUT',
+                        help='also write the tables to this file, rewritten as each comparison is measured, so that '
+                             'a run stopped midway leaves what it measured')
     parser.add_argument('--system-malloc', action='store_true',
                         help='leave the C library\'s malloc as it is; by default the tool keeps freed memory for '
                              'reuse (rexnet_mmdet.deploy.keep_freed_memory), for every model alike, as the '
@@ -148,9 +156,77 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def print_skipped(skipped: list) -> None:
-    for line in dict.fromkeys(skipped):
-        print(f'not run: {line}')
+def show(out: report.LiveTables, key: str, text: str) -> None:
+    """Print a finished section and keep it in the files."""
+    out.update(key, text)
+    print(text, flush=True)
+
+
+def update(out: report.LiveTables, part: str, render, args, numeric, skipped, rows):
+    """The rows of a part so far into the record and the files; returns the part's text."""
+    out.record['results'][part] = [r.to_dict() for r in rows]
+    text = render(rows, args, numeric, skipped)
+    out.update(part, text)
+    return text
+
+
+def backbones_text(rows, args, numeric, skipped) -> str:
+    lines = [f'\nBackbones up to their final feature map, random {args.size}x{args.size} images, eval mode, '
+             f'torch.no_grad(); median of the timed calls; "/ X" = median over X\'s median (same treatment and '
+             f'precision)']
+    lines += [f'not run: {line}' for line in dict.fromkeys(skipped)]
+    lines += [report.timing_table(rows, args.markdown),
+              '\nThe same, one column pair per treatment and precision (every model got each); "/ ResNet-50 (t, p)" '
+              '= median over the ResNet-50 median under the same treatment t and precision p',
+              report.treatment_table(rows, args.markdown, numeric=numeric),
+              '\nOutputs against each model as built in the most exact setting (float64 on the CPU, fp32 with '
+              'TF32 off on a GPU): ||out - ref|| / ||ref||, largest over the output maps',
+              report.accuracy_table(rows, args.markdown), PHASES, report.phase_table(rows, args.markdown)]
+    return '\n'.join(lines)
+
+
+def detectors_text(rows, args, numeric, skipped) -> str:
+    lines = ['\nFaster R-CNN + FPN, random weights'
+             + ('' if args.random_heads else ' (prediction layers zeroed: the same proposals for every detector)')
+             + f', eval mode, model.predict under torch.no_grad(), random {args.det_size[0]}x'
+             f'{args.det_size[1]} images padded by the data preprocessor; median of the timed calls']
+    lines += [f'not run: {line}' for line in dict.fromkeys(skipped)]
+    lines += [report.timing_table(rows, args.markdown),
+              '\nThe same, one column pair per treatment and precision (every detector got each; neck and '
+              'heads as built unless the treatment names them)',
+              report.treatment_table(rows, args.markdown, numeric=numeric),
+              '\nWhere the time goes (median ms per stage; rpn = RPN head + proposals, roi_head = RoI '
+              'heads + post-processing, other = the rest of predict; stages from '
+              + (rows[0].notes['stages_timed'] if rows else 'the timed calls') + ')',
+              report.stage_table(rows, args.markdown),
+              '\nFeatures the neck hands the heads, against each detector as built in the most exact setting '
+              '(float64 on the CPU, fp32 with TF32 off on a GPU): ||out - ref|| / ||ref||',
+              report.accuracy_table(rows, args.markdown), PHASES, report.phase_table(rows, args.markdown)]
+    return '\n'.join(lines)
+
+
+#: The phase table's title.
+PHASES = ('\nSeconds each comparison spent (not part of any timing): reference and accuracy passes, warm-up '
+          'calls (where cuDNN\'s autotuning, when on, and graph captures fall), timed calls')
+
+
+def memory_text(args, results) -> str:
+    return (f'\nPeak memory of one training step (forward + backward, after {args.memory_warmup} unmeasured '
+            f'step(s)), above the memory held before it (model, batch); each row in a fresh process; measured as '
+            f'{results[0]["method"]}\n' + report.memory_table(results, args.markdown))
+
+
+def update_training(out: report.LiveTables, args, device, results):
+    out.record['results']['train'] = results
+    amp = train_speed.AMP_DTYPES[device.type]
+    text = (f'\nTraining throughput: forward, backward and SGD step on one fixed synthetic batch, random weights; '
+            f'median of {args.train_steps} timed steps after {args.train_warmup} untimed ones; AMP = autocast '
+            f'{str(amp).replace("torch.", "")}' + (' with a gradient scaler' if device.type == 'cuda' else '')
+            + f'; peak memory = {results[0]["memory_method"]} over the timed steps, model and optimizer state '
+            f'included; "/ baseline" = images/s over the ResNet-50 (MobileNetV2 for SSDLite) detector\'s in the '
+            f'same setting\n' + report.training_table(results, args.markdown))
+    out.update('train', text)
+    return text
 
 
 @tool_main
@@ -166,17 +242,18 @@ def main(argv=None) -> int:
     machine = timing.machine_info(args.device)
     machine['malloc'] = cpu_memory.describe()
     machine['numeric'] = numeric
-    print(timing.format_machine(machine))
-    print(machine['malloc'] + ' (the same for every model: it is the process\'s)')
-    print(precision.describe_numeric_settings(numeric))
+    record = dict(machine=machine, settings=vars(args), results={}, skipped=[])
+    out = report.LiveTables(args.md, args.json, record)
+    lines = [timing.format_machine(machine), machine['malloc'] + ' (the same for every model: it is the process\'s)',
+             precision.describe_numeric_settings(numeric)]
     warning = timing.busy_warning(torch.get_num_threads()) if args.device == 'cpu' and args.part != 'memory' else None
     if warning:
-        print(warning)
+        lines.append(warning)
+    show(out, 'machine', '\n'.join(lines))
     optimize = not args.no_optimized
     treatments = args.treatments or (speed.DEFAULT_TREATMENTS if optimize else ('eager',))
     parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'roi_align', 'memory')}.get(
         args.part, (args.part,))
-    record = dict(machine=machine, settings=vars(args), results={}, skipped=[])
     started = time.time()
     backbone_rows, detector_rows = [], []
 
@@ -186,62 +263,37 @@ def main(argv=None) -> int:
         warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
         block = {b: args.block for b in args.batches} if args.block else None
         skipped = []
-        rows = backbone_rows = backbone_speed.benchmark_backbones(
+        live = partial(update, out, 'backbones', backbones_text, args, numeric, skipped)
+        backbone_rows = backbone_speed.benchmark_backbones(
             widths, args.batches, args.size, repeats, warmup, args.device, optimize=optimize, block=block, log=log,
             treatments=treatments, precisions=args.precisions, with_timm=not args.no_timm, numeric=numeric,
-            skipped=skipped)
-        print(f'\nBackbones up to their final feature map, random {args.size}x{args.size} images, '
-              f'eval mode, torch.no_grad(); median of the timed calls; "/ X" = median over X\'s median '
-              f'(same treatment and precision)')
-        print_skipped(skipped)
-        print(report.timing_table(rows, args.markdown))
-        print('\nThe same, one column pair per treatment and precision (every model got each); "/ ResNet-50 (t, p)" '
-              '= median over the ResNet-50 median under the same treatment t and precision p')
-        print(report.treatment_table(rows, args.markdown, numeric=numeric))
-        print('\nOutputs against each model as built in the most exact setting (float64 on the CPU, fp32 with '
-              'TF32 off on a GPU): ||out - ref|| / ||ref||, largest over the output maps')
-        print(report.accuracy_table(rows, args.markdown))
-        record['results']['backbones'] = [r.to_dict() for r in rows]
+            skipped=skipped, on_rows=live)
+        show(out, 'backbones', live(backbone_rows))
         record['skipped'] += skipped
 
     if 'detectors' in parts:
         widths = args.widths or speed.DEFAULT_DETECTOR_WIDTHS
         skipped = []
-        rows = detector_rows = detector_speed.benchmark_detectors(
+        live = partial(update, out, 'detectors', detectors_text, args, numeric, skipped)
+        detector_rows = detector_speed.benchmark_detectors(
             widths, tuple(args.det_size), args.repeats or 5, 1 if args.warmup is None else args.warmup,
             args.device, reference=None if args.no_reference else speed.REFERENCE_DETECTOR, optimize=optimize,
             uniform_heads=not args.random_heads, log=log, treatments=treatments, batches=args.det_batches,
-            precisions=args.precisions, numeric=numeric, skipped=skipped)
-        print('\nFaster R-CNN + FPN, random weights'
-              + ('' if args.random_heads else ' (prediction layers zeroed: the same proposals for every detector)')
-              + f', eval mode, model.predict under torch.no_grad(), random {args.det_size[0]}x'
-              f'{args.det_size[1]} images padded by the data preprocessor; median of the timed calls')
-        print_skipped(skipped)
-        print(report.timing_table(rows, args.markdown))
-        print('\nThe same, one column pair per treatment and precision (every detector got each; neck and '
-              'heads as built unless the treatment names them)')
-        print(report.treatment_table(rows, args.markdown, numeric=numeric))
-        print('\nWhere the time goes (median ms per stage; rpn = RPN head + proposals, roi_head = RoI '
-              'heads + post-processing, other = the rest of predict; stages from '
-              + (rows[0].notes['stages_timed'] if rows else 'the timed calls') + ')')
-        print(report.stage_table(rows, args.markdown))
-        print('\nFeatures the neck hands the heads, against each detector as built in the most exact setting '
-              '(float64 on the CPU, fp32 with TF32 off on a GPU): ||out - ref|| / ||ref||')
-        print(report.accuracy_table(rows, args.markdown))
-        record['results']['detectors'] = [r.to_dict() for r in rows]
+            precisions=args.precisions, numeric=numeric, skipped=skipped, on_rows=live)
+        show(out, 'detectors', live(detector_rows))
         record['skipped'] += skipped
 
     if 'roi_align' in parts and args.device == 'cpu':
         size = (args.det_size[0] + (-args.det_size[0]) % 32, args.det_size[1] + (-args.det_size[1]) % 32)
         rows = roi_align_speed.benchmark_roi_align(image_size=size, repeats=args.repeats or 20,
                                                    warmup=3 if args.warmup is None else args.warmup, log=log)
-        print(f'\nRoI feature extraction as in a Faster R-CNN + FPN (mmdet SingleRoIExtractor, 7x7, adaptive '
-              f'sampling) at {size[0]}x{size[1]}: random maps and RoIs; median of the timed calls')
-        print(report.roi_align_table(rows, args.markdown))
         record['results']['roi_align'] = [r.to_dict() for r in rows]
+        show(out, 'roi_align', f'\nRoI feature extraction as in a Faster R-CNN + FPN (mmdet SingleRoIExtractor, 7x7, '
+             f'adaptive sampling) at {size[0]}x{size[1]}: random maps and RoIs; median of the timed calls\n'
+             + report.roi_align_table(rows, args.markdown))
 
     if 'memory' in parts:
-        results = []
+        results = record['results']['memory'] = []
         for config in args.memory_config:
             for scope in args.memory_scope:
                 for with_cp in (False, True):
@@ -252,40 +304,30 @@ def main(argv=None) -> int:
                         scope=scope)
                     log(f'  peak {r["peak_mib"]:.0f} MiB above {r["baseline_mib"]:.0f} MiB, step {r["step_s"]:.1f} s')
                     results.append(r)
-        print(f'\nPeak memory of one training step (forward + backward, after {args.memory_warmup} '
-              f'unmeasured step(s)), above the memory held before it (model, batch); each row in a fresh '
-              f'process; measured as {results[0]["method"]}')
-        print(report.memory_table(results, args.markdown))
-        record['results']['memory'] = results
+                    text = memory_text(args, results)
+                    out.update('memory', text)
+        show(out, 'memory', text)
 
     if 'train' in parts:
-        results = train_speed.benchmark_training(
-            args.train_detectors, args.device, batch_size=args.train_batch,
-            image_size=tuple(args.train_size) if args.train_size else None, warmup=args.train_warmup,
-            steps=args.train_steps, log=log)
-        amp = train_speed.AMP_DTYPES[device.type]
-        print(f'\nTraining throughput: forward, backward and SGD step on one fixed synthetic batch, random weights; '
-              f'median of {args.train_steps} timed steps after {args.train_warmup} untimed ones; AMP = autocast '
-              f'{str(amp).replace("torch.", "")}' + (' with a gradient scaler' if device.type == 'cuda' else '')
-              + f'; peak memory = {results[0]["memory_method"]} over the timed steps, model and optimizer state '
-              f'included; "/ baseline" = images/s over the ResNet-50 (MobileNetV2 for SSDLite) detector\'s in the '
-              f'same setting')
-        print(report.training_table(results, args.markdown))
-        record['results']['train'] = results
+        runs = train_speed.training_runs(args.train_detectors, args.train_plan)
+        live = partial(update_training, out, args, device)
+        show(out, 'train', live(train_speed.benchmark_training(
+            device=args.device, batch_size=args.train_batch, runs=runs, warmup=args.train_warmup,
+            image_size=tuple(args.train_size) if args.train_size else None, steps=args.train_steps, log=log,
+            on_result=live)))
 
     if args.plot and ('backbones' in parts or 'detectors' in parts):
-        print(f'wrote {report.plot_timings(backbone_rows, detector_rows, args.plot, timing.format_machine(machine))}')
+        show(out, 'plot', f'wrote {report.plot_timings(backbone_rows, detector_rows, args.plot, timing.format_machine(machine))}')
     machine_after = timing.load_average()
     record['load_average_after'] = machine_after
     record['seconds'] = time.time() - started
     if machine_after:
-        print(f'\nload average after: {" ".join(f"{v:.2f}" for v in machine_after)} '
-              f'({record["seconds"]:.0f} s in all)')
-    if args.json:
-        os.makedirs(osp.dirname(osp.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w', encoding='utf-8') as f:
-            json.dump(record, f, indent=1, default=str)
-        print(f'wrote {args.json}')
+        show(out, 'load', f'\nload average after: {" ".join(f"{v:.2f}" for v in machine_after)} '
+             f'({record["seconds"]:.0f} s in all)')
+    out.finish()
+    for path in (args.json, args.md):
+        if path:
+            print(f'wrote {path}')
     return 0
 
 
