@@ -36,6 +36,13 @@ TRAIN_DETECTORS: Dict[str, Tuple[str, Tuple[int, int]]] = {
 AMP_DTYPES = {'cuda': torch.float16, 'cpu': torch.bfloat16}
 
 
+def _grad_scaler(device_type: str):
+    """fp16 training's loss scaler: ``torch.amp.GradScaler`` (torch 2.3+), else the CUDA one of older torch."""
+    if hasattr(torch.amp, 'GradScaler'):
+        return torch.amp.GradScaler(device_type)
+    return torch.cuda.amp.GradScaler()
+
+
 def train_step_throughput(config: str, amp: bool, with_cp: bool, batch_size: Optional[int] = None,
                           image_size: Tuple[int, int] = (1200, 800), device: str = 'cpu', warmup: int = 15,
                           steps: int = 10, lr: float = 1e-4, seed: int = 0) -> Dict[str, Any]:
@@ -72,7 +79,7 @@ def train_step_throughput(config: str, amp: bool, with_cp: bool, batch_size: Opt
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
     dtype = AMP_DTYPES[dev.type] if amp else None
-    scaler = torch.amp.GradScaler(dev.type) if dtype == torch.float16 else None
+    scaler = _grad_scaler(dev.type) if dtype == torch.float16 else None
     finite: List[bool] = []
 
     def step() -> None:
