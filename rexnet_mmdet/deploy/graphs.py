@@ -16,6 +16,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from .mixed_precision import autocast_state
+
 #: Lever name -> what it does, as the tables describe it.
 LEVERS: Dict[str, str] = {
     'cudagraph': 'CUDA graph per padded shape',
@@ -57,9 +59,8 @@ class GraphedModule(nn.Module):
 
     @staticmethod
     def _key(x: torch.Tensor) -> tuple:
-        cast = torch.is_autocast_enabled('cuda')
-        return (tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last), x.device, cast,
-                torch.get_autocast_dtype('cuda') if cast else None, torch.is_grad_enabled())
+        return (tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last), x.device,
+                *autocast_state('cuda'), torch.is_grad_enabled())
 
     @property
     def num_graphs(self) -> int:

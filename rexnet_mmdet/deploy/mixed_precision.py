@@ -8,7 +8,7 @@ MMDetection 2.x's ``force_fp32`` did: box post-processing (decoding, NMS) in flo
 feature extraction in float32 wherever mmcv's RoI Align lacks the dtype. Every tensor it casts is
 small next to the networks' work, and in float32 runs nothing changes.
 """
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -17,6 +17,19 @@ import torch.nn as nn
 ROI_ALIGN_HALF_DTYPES = {'cuda': (torch.float16,), 'cpu': ()}
 #: The heads whose ``predict_by_feat`` decodes boxes and runs NMS.
 POST_PROCESSING_HEADS = ('rpn_head', 'bbox_head', 'roi_head.bbox_head', 'roi_head.mask_head')
+
+
+def autocast_state(device_type: str) -> Tuple[bool, Optional[torch.dtype]]:
+    """(enabled, dtype) of ``torch.autocast`` on ``'cuda'`` or ``'cpu'``, on every supported torch (the
+    device-type argument of ``torch.is_autocast_enabled`` and ``torch.get_autocast_dtype`` came with torch 2.4)."""
+    if hasattr(torch, 'get_autocast_dtype'):
+        enabled = torch.is_autocast_enabled(device_type)
+        return enabled, torch.get_autocast_dtype(device_type) if enabled else None
+    if device_type == 'cpu':
+        enabled = torch.is_autocast_cpu_enabled()
+        return enabled, torch.get_autocast_cpu_dtype() if enabled else None
+    enabled = torch.is_autocast_enabled()
+    return enabled, torch.get_autocast_gpu_dtype() if enabled else None
 
 
 def _tensors(x: Any) -> Iterator[torch.Tensor]:
@@ -72,4 +85,4 @@ def fp32_post_processing(detector: nn.Module) -> nn.Module:
     return detector
 
 
-__all__ = ['ROI_ALIGN_HALF_DTYPES', 'POST_PROCESSING_HEADS', 'in_float32', 'fp32_post_processing']
+__all__ = ['ROI_ALIGN_HALF_DTYPES', 'POST_PROCESSING_HEADS', 'autocast_state', 'in_float32', 'fp32_post_processing']

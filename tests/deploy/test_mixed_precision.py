@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from rexnet_mmdet.deploy.mixed_precision import fp32_post_processing, in_float32
+from rexnet_mmdet.deploy.mixed_precision import autocast_state, fp32_post_processing, in_float32
 from rexnet_mmdet.utils.build import build_detector, fake_batch, load_config
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -15,7 +15,7 @@ def test_in_float32_casts_half_inputs_and_turns_autocast_off():
     seen = []
 
     def fn(xs, scale=None):
-        seen.append(([x.dtype for x in xs], scale.dtype, torch.is_autocast_enabled('cpu')))
+        seen.append(([x.dtype for x in xs], scale.dtype, autocast_state('cpu')[0]))
         return xs[0] * scale
 
     wrapped = in_float32(fn)
