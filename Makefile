@@ -19,9 +19,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow"
 
-# The same suite on the oldest supported stack (the versions are printed at the end of the run).
+# The oldest supported stack: every test not marked slow, and every test about checkpoints, weights,
+# training, resume, configs and installing (marked floor in tests/conftest.py); the versions are printed at the end.
 test-floor: setup-floor
-	$(PY_FLOOR) -m pytest tests
+	$(PY_FLOOR) -m pytest tests -m "not slow or floor"
 
 demo: setup
 	$(PY) tools/misc/demo.py

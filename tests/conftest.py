@@ -30,8 +30,18 @@ _HELPER_MODULES = {name: sys.modules.setdefault(name, _load(osp.join(HELPERS, f'
                    for name in ('tiny_runs', 'reference_weights', 'randomised', 'detections', 'config_models')}
 
 
+#: What the floor lane (``make test-floor``: ``-m "not slow or floor"``) runs even when slow: what the
+#: oldest supported torch can break (checkpoints, weights, training, resume, configs, installing the package).
+FLOOR_PATHS = ('tests/models/weights/', 'tests/engine/', 'tests/configs/', 'tests/tools/test_train.py',
+               'tests/tools/test_test.py', 'tests/test_install_routes.py', 'tests/test_apis.py', 'tests/utils/')
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``cuda`` run where torch sees a CUDA GPU and are skipped, for one reason, elsewhere."""
+    """Mark the floor lane's tests ``floor``; tests marked ``cuda`` run where torch sees a CUDA GPU and are
+    skipped, for one reason, elsewhere."""
+    for item in items:
+        if osp.relpath(str(item.fspath), PROJECT_ROOT).replace(osp.sep, '/').startswith(FLOOR_PATHS):
+            item.add_marker(pytest.mark.floor)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason='no CUDA GPU visible to torch')
