@@ -64,9 +64,8 @@ from .restricted_unpickler import RESTRICTED_PICKLE, is_torchscript_archive
 #: allowlist can be extended (``add_safe_globals`` with ``(object, name)`` pairs, torch >= 2.6), else the
 #: restricted unpickler.
 READERS = ('weights_only', 'restricted')
-READER = ('weights_only' if all(hasattr(torch.serialization, name) for name in
-                                ('add_safe_globals', 'get_safe_globals', 'get_unsafe_globals_in_checkpoint'))
-          and tuple(int(v) for v in torch.__version__.split('.')[:2]) >= (2, 6) else 'restricted')
+READER = ('weights_only' if tuple(int(v) for v in torch.__version__.split('.')[:2]) >= (2, 6)
+          else 'restricted')
 
 
 # ----------------------------------------------------------------------------- errors
@@ -169,22 +168,20 @@ def _read_safetensors(filename: str, size: int, map_location) -> Dict[str, torch
     try:
         return load_file(filename, device=str(device))
     except Exception as e:  # SafetensorError, header errors, OSError ...
-        raise CorruptCheckpointError(_corrupt_message(filename, size, e)) from None
+        raise CorruptCheckpointError(
+            f'could not read {filename} ({size} bytes) as safetensors ({one_line(str(e) or type(e).__name__, 160)}): '
+            f'the file is truncated or is not a safetensors file; download it again') from None
 
 
-def load_checkpoint_file(filename: str, map_location=None, reader: Optional[str] = None) -> Any:
-    """Read a local checkpoint file with the fixed allowlist; see the module docstring.
-
-    ``reader`` picks one of :data:`READERS` (default :data:`READER`, what this torch supports best).
+def load_checkpoint_file(filename: str, map_location=None) -> Any:
+    """Read a local checkpoint file with the fixed allowlist (the reader :data:`READER`); see the module docstring.
 
     Raises:
         CheckpointNotFoundError: no such file.
         CorruptCheckpointError: empty, truncated, damaged, or not a PyTorch checkpoint.
         UnsafeCheckpointError: it holds pickled objects outside the allowlist (none of them ran).
     """
-    reader = reader or READER
-    if reader not in READERS:
-        raise ValueError(f'reader must be one of {READERS}, got {reader!r}')
+    reader = READER
     filename = osp.expanduser(str(filename))
     if not osp.exists(filename):
         raise CheckpointNotFoundError(f'checkpoint {filename} not found (absolute path {osp.abspath(filename)})')
@@ -203,7 +200,7 @@ def load_checkpoint_file(filename: str, map_location=None, reader: Optional[str]
         raise CorruptCheckpointError(f'{filename} ({size} bytes) is not a PyTorch checkpoint: it is '
                                      f'{_describe_content(head)}')
     if head.startswith(_ZIP_MAGIC) and is_torchscript_archive(filename):
-        raise CorruptCheckpointError(_corrupt_message(filename, size, ValueError('a TorchScript archive')))
+        raise CorruptCheckpointError(_torchscript_message(filename))
     try:
         obj = _torch_load(filename, map_location, reader)
         return materialize(obj)
@@ -242,14 +239,15 @@ def _torch_reason(message: str) -> str:
     return useful[0] if useful else (lines[0] if lines else message)
 
 
+def _torchscript_message(filename: str) -> str:
+    return (f'{filename} is a TorchScript archive (torch.jit.save), not a checkpoint: load it with '
+            f'torch.jit.load, or save its weights with torch.save(model.state_dict(), PATH)')
+
+
 def _corrupt_message(filename: str, size: int, e: Exception, reason: Optional[str] = None) -> str:
     text = one_line(reason or str(e) or type(e).__name__, 160)
     if 'TorchScript' in text:
-        return (f'{filename} is a TorchScript archive (torch.jit.save), not a checkpoint: load it with '
-                f'torch.jit.load, or save its weights with torch.save(model.state_dict(), PATH)')
-    if filename.endswith('.safetensors'):
-        return (f'could not read {filename} ({size} bytes) as safetensors ({text}): the file is truncated or is not '
-                f'a safetensors file; download it again')
+        return _torchscript_message(filename)
     return (f'checkpoint {filename} ({size} bytes) is truncated or damaged ({type(e).__name__}: {text}): was the '
             f'run killed while saving it, or the download cut short? Use an earlier checkpoint or fetch it again')
 
