@@ -17,7 +17,7 @@ import os.path as osp
 import re
 import sys
 from glob import glob
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 #: package -> (pip requirement, lowest supported release, first release not supported).
 REQUIREMENTS: Dict[str, Tuple[str, Tuple[int, ...], Tuple[int, ...]]] = {
@@ -115,10 +115,9 @@ def environment_problem(found: Dict[str, Optional[str]]) -> Optional[str]:
     return None
 
 
-def check_environment(found: Optional[Dict[str, Optional[str]]] = None,
-                      lookup: Callable[[], Dict[str, Optional[str]]] = installed) -> None:
+def check_environment(found: Optional[Dict[str, Optional[str]]] = None) -> None:
     """Refuse, with one line, an environment outside :data:`REQUIREMENTS` (called by ``import rexnet_mmdet``)."""
-    problem = environment_problem(lookup() if found is None else found)
+    problem = environment_problem(installed() if found is None else found)
     if problem:
         raise UnsupportedEnvironmentError(problem)
 
