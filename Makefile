@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 PY_FLOOR := .venv-floor/bin/python
 
-.PHONY: setup setup-floor test test-fast test-floor demo clean
+.PHONY: setup setup-floor test test-library test-tools test-fast test-floor demo clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,8 +12,15 @@ setup:
 setup-floor:
 	@bash scripts/setup.sh --floor
 
-test: setup
-	$(PY) -m pytest tests
+# The whole suite, in two lanes of under ten minutes each on two cores: the library's tests, then the
+# command-line tools' (tests/tools, which run the tools as a user does).
+test: test-library test-tools
+
+test-library: setup
+	$(PY) -m pytest tests --ignore=tests/tools
+
+test-tools: setup
+	$(PY) -m pytest tests/tools
 
 # The edit-test loop: every test not marked slow (pytest.ini); `make test` and CI run them all.
 test-fast: setup

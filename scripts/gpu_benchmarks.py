@@ -14,9 +14,11 @@ are measured, a <step>.log and (race, backbones) a <step>.png:
 cuDNN's autotuning (benchmark mode) is off unless --cudnn-benchmark is given; then it tunes in the warm-up
 calls, whose time each table reports apart.
 """
+import json
 import os
 import os.path as osp
 import sys
+from functools import partial
 
 import gpu_steps
 
@@ -44,6 +46,19 @@ DRY = dict(
     half=['fp16', 'bf16'])
 
 
+def _finished_tables(record_path: str, log: str, status: str) -> str:
+    """A step cut at its limit after benchmark.py wrote its last row (while it was ending) has whole
+    tables: the summary says so rather than let a cut step pass for a short one."""
+    if status != 'cut':
+        return ''
+    try:
+        with open(record_path) as f:
+            complete = json.load(f).get('complete') is True
+    except (OSError, ValueError):
+        return ''
+    return 'its tables were complete when it was stopped' if complete else ''
+
+
 def main(argv=None) -> int:
     args = gpu_steps.parse_args('gpu_benchmarks', __doc__, default_budget=285, argv=argv, add=lambda p: p.add_argument(
         '--cudnn-benchmark', action='store_true',
@@ -65,7 +80,7 @@ def run_steps(budget: gpu_steps.Budget, args) -> None:
                 os.remove(out + suffix)
         cmd = [sys.executable, 'tools/analysis_tools/benchmark.py', '--markdown', '--md', out + '.md',
                '--json', out + '.json'] + device + list(options) + (['--plot', out + '.png'] if plot else [])
-        budget.run(name, cmd, cap=caps.get(name))
+        budget.run(name, cmd, cap=caps.get(name), after=partial(_finished_tables, out + '.json'))
 
     step('race', '--part', 'detectors', *plan['race'], '--precisions', *plan['half'],
          '--treatments', 'eager', 'fused+cl', 'fused+cl+cudagraph', plot=True)

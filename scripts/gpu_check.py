@@ -62,7 +62,7 @@ def write_config(path: str, text: str) -> str:
 
 
 def nan_count(iters: int):
-    def count(log: str) -> str:
+    def count(log: str, status: str) -> str:
         with open(log, encoding='utf-8', errors='replace') as f:
             text = f.read()
         nan = len(re.findall(r'\bloss: nan\b', text))

@@ -159,10 +159,10 @@ class Budget:
         return entry
 
     def run(self, name: str, cmd: Sequence[str], cap: Optional[float] = None, env: Optional[dict] = None,
-            after: Optional[Callable[[str], str]] = None) -> str:
+            after: Optional[Callable[[str, str], str]] = None) -> str:
         """Run ``cmd`` as step ``name`` (log: OUTDIR/<name>.log) for at most ``cap`` seconds (or the
         cap given on the command line) and never beyond the budget; returns passed, failed or cut.
-        ``after(log_path)`` may add a note to the step's summary line."""
+        ``after(log_path, status)`` may add a note to the step's summary line."""
         cap = self.caps.get(name, cap)
         limit = self.left() - GRACE_S
         if cap is not None:
@@ -206,7 +206,7 @@ class Budget:
             status, note = 'passed', ''
         else:
             status, note = 'failed', f'exit status {rc}'
-        extra = after(log) if after else ''
+        extra = after(log, status) if after else ''
         note = '; '.join(n for n in (note, extra) if n)
         self.record(name, status, seconds, note, _tail(log) if status != 'passed' else ())
         print(f'[{name}] {status} in {seconds:.0f} s' + (f' ({note})' if note else ''), flush=True)

@@ -19,18 +19,17 @@ image-info file (image_info_test-dev2017.json) and writes the zipped JSONs COCO'
 """
 import argparse
 import os.path as osp
+import sys
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
 from rexnet_mmdet.deploy import cpu_memory
 from rexnet_mmdet.deploy.backends import BACKENDS
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
-from rexnet_mmdet import CheckpointError
-from rexnet_mmdet.engine import (ChannelMismatchError, DatasetCheckError, StrideMismatchError, add_guard,
-                                 check_run_data, prepare_checkpoints)
+from rexnet_mmdet.engine import DatasetCheckError, add_guard, check_run_data, prepare_checkpoints
 from rexnet_mmdet.engine import test_dev
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
-from rexnet_mmdet.utils.cli import fail
+from rexnet_mmdet.utils.cli import fail, tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -88,39 +87,32 @@ def configure(args: argparse.Namespace):
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = list(evaluators) + [dump]
     if args.test_dev:
-        try:
-            test_dev.check_alg_name(_alg_name(args))
-            args.test_dev_files = test_dev.use_test_dev(cfg, args.test_dev, osp.join(cfg.work_dir, 'test-dev',
-                                                        _alg_name(args)), args.test_dev_images)
-        except (ValueError, FileNotFoundError) as e:
-            fail(str(e))
+        test_dev.check_alg_name(_alg_name(args))
+        args.test_dev_files = test_dev.use_test_dev(cfg, args.test_dev, osp.join(cfg.work_dir, 'test-dev',
+                                                    _alg_name(args)), args.test_dev_images)
     return cfg
 
 
-def main(argv=None) -> dict:
+def run(argv=None) -> dict:
+    """Evaluate as the command line says; the metrics (what mmengine's ``Runner.test()`` returns).
+    The project's errors propagate: :func:`main` turns them into one line."""
     args = parse_args(argv)
     cfg = configure(args)
     if not args.skip_data_check and is_main_process():
-        try:
-            check_run_data(cfg, ['test_dataloader'])
-        except DatasetCheckError as e:
-            fail(str(e))
+        check_run_data(cfg, ['test_dataloader'])
     prepare_distributed(cfg)
     flush_denormals_on_cpu()
-    try:
-        runner = build_runner(cfg)
-        if not args.no_optimize:
-            # A hook, because Runner.test() loads the checkpoint itself, after this point.
-            runner.register_hook(InferencePathHook(backend=args.backend))
-            cpu_memory.keep_freed_memory()
-        if is_main_process():
-            print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
-                                               'on (optimize_for_inference after loading the checkpoint; '
-                                               f'{cpu_memory.describe()}; --no-optimize turns both off)'),
-                  flush=True)
-        metrics = runner.test()
-    except (CheckpointError, StrideMismatchError, ChannelMismatchError) as e:
-        fail(str(e))
+    runner = build_runner(cfg)
+    if not args.no_optimize:
+        # A hook, because Runner.test() loads the checkpoint itself, after this point.
+        runner.register_hook(InferencePathHook(backend=args.backend))
+        cpu_memory.keep_freed_memory()
+    if is_main_process():
+        print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
+                                           'on (optimize_for_inference after loading the checkpoint; '
+                                           f'{cpu_memory.describe()}; --no-optimize turns both off)'),
+              flush=True)
+    metrics = runner.test()
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     uses_coco = any(isinstance(ev, dict) and ev.get('type') == 'CocoMetric' for ev in evaluators)
     if is_main_process() and args.test_dev:
@@ -143,5 +135,10 @@ def main(argv=None) -> dict:
     return metrics
 
 
+@tool_main(errors=(DatasetCheckError,))
+def main(argv=None) -> None:
+    run(argv)
+
+
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

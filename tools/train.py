@@ -11,16 +11,16 @@ rexnet_mmdet/engine/mmengine_loader.py).
 """
 import argparse
 import os.path as osp
+import sys
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet import CheckpointError
-from rexnet_mmdet.engine import (ChannelMismatchError, DatasetCheckError, StrideMismatchError, add_guard,
-                                 check_backbone_start, check_run_data, check_training_checkpoint,
-                                 find_resume_checkpoint, load_checkpoint, prepare_checkpoints)
+from rexnet_mmdet.engine import (DatasetCheckError, add_guard, check_backbone_start, check_run_data,
+                                 check_training_checkpoint, find_resume_checkpoint, load_checkpoint,
+                                 prepare_checkpoints)
 from rexnet_mmdet.engine.backbone_start import random_backbone_advice
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
-from rexnet_mmdet.utils.cli import fail
+from rexnet_mmdet.utils.cli import fail, tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,10 +77,7 @@ def configure(args: argparse.Namespace):
         cfg.resume, cfg.load_from = True, args.resume
     if cfg.get('resume') and cfg.get('load_from'):
         adopt_checkpoint_seed(cfg)
-    try:
-        check_backbone_start(cfg, args.config)
-    except ValueError as e:
-        fail(str(e))
+    check_backbone_start(cfg, args.config)
     advice = random_backbone_advice(cfg)
     if advice and is_main_process():
         print(f'[train] warning: {advice}', flush=True)
@@ -98,11 +95,8 @@ def adopt_checkpoint_seed(cfg) -> None:
     a seed in the config, a resumed run would go through the data in another order.
     Also the place where a checkpoint that must not be loaded is refused, before any model is built.
     """
-    try:
-        checkpoint = load_checkpoint(cfg.load_from, map_location='cpu')
-        check_training_checkpoint(checkpoint, cfg.load_from, resume=True)
-    except CheckpointError as e:
-        fail(str(e))
+    checkpoint = load_checkpoint(cfg.load_from, map_location='cpu')
+    check_training_checkpoint(checkpoint, cfg.load_from, resume=True)
     seed = checkpoint['meta'].get('seed')
     randomness = dict(cfg.get('randomness') or {})
     if randomness.get('seed') is None and seed is not None:
@@ -111,6 +105,7 @@ def adopt_checkpoint_seed(cfg) -> None:
         cfg.randomness = randomness
 
 
+@tool_main(errors=(DatasetCheckError,))
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = configure(args)
@@ -118,23 +113,16 @@ def main(argv=None) -> None:
         loaders = ['train_dataloader']
         if cfg.get('val_cfg') and cfg.get('val_dataloader') and cfg.get('val_evaluator'):
             loaders.append('val_dataloader')
-        try:
-            # Only one process needs to look; the others would read the same files.
-            if is_main_process():
-                check_run_data(cfg, loaders)
-            else:
-                from rexnet_mmdet.engine.data_checks import prepare_synthetic_datasets
-                prepare_synthetic_datasets(cfg, loaders)
-        except DatasetCheckError as e:
-            fail(str(e))
+        # Only one process needs to look; the others would read the same files.
+        if is_main_process():
+            check_run_data(cfg, loaders)
+        else:
+            from rexnet_mmdet.engine.data_checks import prepare_synthetic_datasets
+            prepare_synthetic_datasets(cfg, loaders)
     prepare_distributed(cfg)
     flush_denormals_on_cpu()
-    try:
-        runner = build_runner(cfg)
-        runner.train()
-    except (CheckpointError, StrideMismatchError, ChannelMismatchError) as e:
-        fail(str(e))
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -94,10 +94,8 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
         repeats / warmup: timed and untimed calls of each model per batch size (``{batch: n}``;
             default 30/3 for batches up to 8, else 3/1). Warm-up calls run every model at the
             batch's shape before any timing (cuDNN's autotuning, when on, falls there).
-        block: consecutive calls of one model in each round (``{batch: n}``; default 5 for
-            batches up to 8, else 1). Calls in a row keep the model's weights in the CPU caches,
-            as a served model's are; one call per turn would time every model from cold caches,
-            which penalises small models most.
+        block: consecutive calls of one model in each round (``{batch: n}``; default 5 for batches up
+            to 8, else 1): its weights stay in the CPU caches, as a served model's do.
         device: ``'cpu'`` or ``'cuda'``.
         baselines: names from :data:`BASELINE_BACKBONES`.
         optimize: ``False`` times every model eager only (when ``treatments`` is not given).
@@ -124,14 +122,38 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
         raise ValueError(f'unknown baseline backbones {unknown}; choose from {", ".join(BASELINE_BACKBONES)}')
     treatments = runnable_treatments(check_treatments(treatments, optimize), dev, skipped)
     precisions = runnable_precisions(precisions, dev, skipped)
+    specs = _backbone_specs(widths, baselines, min(size, 224), with_timm, skipped)
+    built, models = _treated_models(specs, treatments, precisions, size, dev)
+    rows: List[Timing] = []
+    for batch in batches:
+        calls = dict(repeats=(repeats or {}).get(batch, 30 if batch <= 8 else 3),
+                     warmup=(warmup or {}).get(batch, 3 if batch <= 8 else 1),
+                     block=(block or {}).get(batch, 5 if batch <= 8 else 1))
+        group = _time_batch(built, models, batch, size, precisions, calls, numeric, dev, log)
+        _ratios_to_baselines(group, baselines)
+        rows += group
+        if on_rows:
+            on_rows(rows)
+    return rows
+
+
+def _backbone_specs(widths: Sequence[float], baselines: Sequence[str], calibration_size: int, with_timm: bool,
+                    skipped: List[str]) -> List[Tuple[str, Optional[float], Callable[[], nn.Module]]]:
+    """(name, width, build) of every model compared: ReXNet at each width, the baselines, timm's."""
     specs = [(f'ReXNet {width_name(w)}', w,
               (lambda w=w: build_backbone(dict(type='ReXNet', widen_factor=w, out_indices=(REXNET_FINAL_TAP,)),
-                                          calibration_size=min(size, 224)))) for w in widths]
+                                          calibration_size=calibration_size))) for w in widths]
     specs += [(name, None, (lambda name=name: build_backbone(BASELINE_BACKBONES[name],
-                                                             calibration_size=min(size, 224))))
+                                                             calibration_size=calibration_size)))
               for name in baselines]
     if with_timm:
         specs += timm_specs(widths, skipped)
+    return specs
+
+
+def _treated_models(specs, treatments: Sequence[str], precisions: Sequence[str], size: int,
+                    dev: torch.device) -> Tuple[Dict[str, nn.Module], Dict[str, Tuple[nn.Module, Timing]]]:
+    """Each model as built (by name), and each treated copy with its row template (by row label)."""
     built: Dict[str, nn.Module] = {}
     models: Dict[str, Tuple[nn.Module, Timing]] = {}
     for name, w, build in specs:
@@ -142,55 +164,57 @@ def benchmark_backbones(widths: Sequence[float] = (0.9, 1.0), batches: Sequence[
                 row = Timing('backbones', name, treatment, 0, (size, size), [], count_parameters(built[name]),
                              width=w, precision=precision)
                 models[row.label] = (model, row)
+    return built, models
 
-    rows: List[Timing] = []
-    for batch in batches:
-        n_rep = (repeats or {}).get(batch, 30 if batch <= 8 else 3)
-        n_warm = (warmup or {}).get(batch, 3 if batch <= 8 else 1)
-        n_block = (block or {}).get(batch, 5 if batch <= 8 else 1)
-        started = time.perf_counter()
-        x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)).to(dev)
-        if log:
-            log(f'backbones, batch {batch} at {size}x{size}: {len(models)} models, {n_warm} warm-up + '
-                f'{n_rep} timed calls each, {n_block} in a row per turn')
-        with torch.no_grad():
-            refs = {name: reference_outputs(m, lambda m: m(x.to(next(m.parameters()).dtype)), dev)
-                    for name, m in built.items()}
-            # The rounding of each model as built in each precision, then each treated model against it.
-            as_built = {(name, p): relative_difference(_call(m, x, p, dev)(), refs[name])
-                        for name, m in built.items() for p in precisions}
-            cases = {label: _call(model, x, row.precision, dev) for label, (model, row) in models.items()}
-            diffs = {label: relative_difference(cases[label](), refs[row.name]) for label, (_, row) in models.items()}
-            with tf32_off():  # every treatment also in true fp32, where an error stands out
-                strict = {(row.name, row.mode): relative_difference(model(x), refs[row.name])
-                          for model, row in models.values()}
-                strict.update({(name, None): relative_difference(m(x), refs[name]) for name, m in built.items()})
-            phases = dict(prepare_s=time.perf_counter() - started)
-            phases['warmup_s'] = warm_up(cases, n_warm, dev, log)  # cuDNN's autotuning, when on, falls here
-            begin = time.perf_counter()
-            times = time_interleaved(cases, n_rep, 0, dev, log, block=n_block)
-            phases['timed_s'] = time.perf_counter() - begin
-        group = []
-        for label, (model, template) in models.items():
-            row = copy.deepcopy(template)
-            row.batch, row.times = batch, times[label]
-            rounding = as_built[row.name, row.precision]
-            row.notes.update(rel_diff=diffs[label], rel_diff_as_built=rounding,
-                             tolerance=tolerance(row.precision, numeric, rounding),
-                             fp32_rel_diff=strict[row.name, row.mode],
-                             fp32_tolerance=tolerance('fp32', None, strict[row.name, None]), **phases)
-            group.append(row)
-        # Ratios to each baseline under the same treatment and precision (like with like).
-        for row in group:
-            for ref in baselines:
-                ref_row = next((r for r in group if r.name == ref and r.mode == row.mode
-                                and r.precision == row.precision), None)
-                if ref_row is not None and ref_row is not row:
-                    row.ratios[ref] = row.median / ref_row.median
-        rows += group
-        if on_rows:
-            on_rows(rows)
-    return rows
+
+def _time_batch(built: Dict[str, nn.Module], models: Dict[str, Tuple[nn.Module, Timing]], batch: int, size: int,
+                precisions: Sequence[str], calls: Dict[str, int], numeric: Optional[dict], dev: torch.device,
+                log: Optional[Callable[[str], None]]) -> List[Timing]:
+    """One interleaved comparison of every model at ``batch``: accuracy against the references, then
+    ``calls['warmup']`` untimed and ``calls['repeats']`` timed calls each (``calls['block']`` in a row)."""
+    started = time.perf_counter()
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch)).to(dev)
+    if log:
+        log(f'backbones, batch {batch} at {size}x{size}: {len(models)} models, {calls["warmup"]} warm-up + '
+            f'{calls["repeats"]} timed calls each, {calls["block"]} in a row per turn')
+    with torch.no_grad():
+        refs = {name: reference_outputs(m, lambda m: m(x.to(next(m.parameters()).dtype)), dev)
+                for name, m in built.items()}
+        # The rounding of each model as built in each precision, then each treated model against it.
+        as_built = {(name, p): relative_difference(_call(m, x, p, dev)(), refs[name])
+                    for name, m in built.items() for p in precisions}
+        cases = {label: _call(model, x, row.precision, dev) for label, (model, row) in models.items()}
+        diffs = {label: relative_difference(cases[label](), refs[row.name]) for label, (_, row) in models.items()}
+        with tf32_off():  # every treatment also in true fp32, where an error stands out
+            strict = {(row.name, row.mode): relative_difference(model(x), refs[row.name])
+                      for model, row in models.values()}
+            strict.update({(name, None): relative_difference(m(x), refs[name]) for name, m in built.items()})
+        phases = dict(prepare_s=time.perf_counter() - started)
+        phases['warmup_s'] = warm_up(cases, calls['warmup'], dev, log)  # cuDNN's autotuning, when on, falls here
+        begin = time.perf_counter()
+        times = time_interleaved(cases, calls['repeats'], 0, dev, log, block=calls['block'])
+        phases['timed_s'] = time.perf_counter() - begin
+    group = []
+    for label, (model, template) in models.items():
+        row = copy.deepcopy(template)
+        row.batch, row.times = batch, times[label]
+        rounding = as_built[row.name, row.precision]
+        row.notes.update(rel_diff=diffs[label], rel_diff_as_built=rounding,
+                         tolerance=tolerance(row.precision, numeric, rounding),
+                         fp32_rel_diff=strict[row.name, row.mode],
+                         fp32_tolerance=tolerance('fp32', None, strict[row.name, None]), **phases)
+        group.append(row)
+    return group
+
+
+def _ratios_to_baselines(group: List[Timing], baselines: Sequence[str]) -> None:
+    """Each row's median over each baseline's, under the same treatment and precision (like with like)."""
+    for row in group:
+        for ref in baselines:
+            ref_row = next((r for r in group if r.name == ref and r.mode == row.mode
+                            and r.precision == row.precision), None)
+            if ref_row is not None and ref_row is not row:
+                row.ratios[ref] = row.median / ref_row.median
 
 
 def _call(model: nn.Module, x: torch.Tensor, precision: str, dev: torch.device) -> Callable[[], object]:

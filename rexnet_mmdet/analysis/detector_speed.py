@@ -203,17 +203,10 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
         skipped: a list that gets one line per treatment or precision left out, and why.
         on_rows: called with the rows so far after each batch size's comparison.
 
-    A row's ``notes['rel_diff']`` is the relative difference of the features the neck hands the
-    heads to those of the detector as built in the most exact setting
-    (:func:`~.precision.reference_outputs`); ``notes['rel_diff_as_built']`` that of the detector as
-    built run in the row's precision, ``notes['tolerance']`` the bound rounding explains
-    (:func:`~.precision.tolerance`); ``notes['fp32_rel_diff']`` and ``notes['fp32_tolerance']``
-    the same for the row's treatment in fp32 with TF32 off. ``notes['prepare_s']``, ``notes['warmup_s']``
-    and ``notes['timed_s']`` are the seconds its batch size's comparison spent on the reference and
-    accuracy passes, on the warm-up rounds (where cuDNN's autotuning, when on, and graph captures
-    fall) and on the timed rounds.
-    ``notes['stages_ms']`` holds the median time of each stage: on the CPU from the timed calls
-    themselves, on a GPU from as many further calls with the stage boundaries synchronised.
+    A row's notes are those of :func:`~.backbone_speed.benchmark_backbones` (accuracy against the
+    detector as built, tolerances, the seconds of each phase), measured on the features the neck
+    hands the heads; ``notes['stages_ms']`` holds the median time of each stage: on the CPU from the
+    timed calls themselves, on a GPU from as many further calls with the stage boundaries synchronised.
     """
     dev = check_device(device)
     skipped = [] if skipped is None else skipped
@@ -223,7 +216,20 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
     if reference:
         specs.append((REFERENCE_NAME if reference == REFERENCE_DETECTOR else osp.basename(reference), None,
                       load_config(reference)))
-    built: List[Tuple[str, Optional[float], nn.Module, Dict[str, nn.Module]]] = []
+    built = _build_detectors(specs, treatments, image_size, dev, uniform_heads, log)
+    rows: List[Timing] = []
+    for batch in batches:
+        rows += _race(built, batch, image_size, precisions, repeats, warmup, dev, uniform_heads, numeric, log)
+        if on_rows:
+            on_rows(rows)
+    return rows
+
+
+def _build_detectors(specs, treatments: Sequence[str], image_size: Tuple[int, int], dev: torch.device,
+                     uniform_heads: bool, log: Optional[Callable[[str], None]]
+                     ) -> List[Tuple[str, Optional[float], nn.Module, Dict[str, nn.Module]]]:
+    """(name, width, detector as built, {treatment: treated copy}) for each (name, width, config)."""
+    built = []
     for name, w, cfg in specs:
         if log:
             log(f'building {name} Faster R-CNN + FPN')
@@ -233,20 +239,13 @@ def benchmark_detectors(widths: Sequence[float] = DEFAULT_DETECTOR_WIDTHS,
         # Box post-processing in float32 (mmcv's NMS reads float32 only), for every detector alike.
         built.append((name, w, model, {t: fp32_post_processing(treat_detector(copy.deepcopy(model), t))
                                        for t in treatments}))
-
-    rows: List[Timing] = []
-    for batch in batches:
-        rows += _race(built, batch, image_size, precisions, repeats, warmup, dev, uniform_heads, numeric, log)
-        if on_rows:
-            on_rows(rows)
-    return rows
+    return built
 
 
-def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[str], repeats: int, warmup: int,
-          dev: torch.device, uniform_heads: bool, numeric: Optional[dict],
-          log: Optional[Callable[[str], None]]) -> List[Timing]:
-    """One interleaved comparison of every (detector, treatment, precision) at one batch size."""
-    started = time.perf_counter()
+def _race_entries(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[str], dev: torch.device,
+                  uniform_heads: bool, numeric: Optional[dict]) -> List[Tuple[Timing, nn.Module, torch.Tensor, list]]:
+    """(row, treated detector, inputs, samples) of every (detector, treatment, precision) at ``batch``,
+    each row holding its accuracy against the detector as built."""
     data_batch = fake_batch(batch, image_size)
     entries: List[Tuple[Timing, nn.Module, torch.Tensor, list]] = []
     for name, w, model, treated in built:
@@ -273,7 +272,13 @@ def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[s
                 with torch.no_grad(), autocast(precision, dev):
                     row.notes['rel_diff'] = relative_difference(_features(detector, inputs), ref)
                 entries.append((row, detector, inputs, samples))
+    return entries
 
+
+def _prediction_cases(entries, dev: torch.device
+                      ) -> Tuple[Dict[str, Callable], Dict[str, StageTimer], Dict[str, list]]:
+    """One untimed predict of each entry (its RoI and detection counts into its row's notes), then the
+    timed-call closures, stage timers and per-call stage records, by row label."""
     cases, timers, calls = {}, {}, {}
     for row, model, inputs, samples in entries:
         counts, hooks = _roi_counter(model)
@@ -287,6 +292,16 @@ def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[s
         timer = timers[row.label] = _timer(model, dev)
         calls[row.label] = []
         cases[row.label] = _timed_predict(model, inputs, samples, timer, dev, row.precision, calls[row.label])
+    return cases, timers, calls
+
+
+def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[str], repeats: int, warmup: int,
+          dev: torch.device, uniform_heads: bool, numeric: Optional[dict],
+          log: Optional[Callable[[str], None]]) -> List[Timing]:
+    """One interleaved comparison of every (detector, treatment, precision) at one batch size."""
+    started = time.perf_counter()
+    entries = _race_entries(built, batch, image_size, precisions, dev, uniform_heads, numeric)
+    cases, timers, calls = _prediction_cases(entries, dev)
     if log:
         log(f'detectors, batch {batch} at {image_size[0]}x{image_size[1]} (padded {entries[0][0].input[0]}x'
             f'{entries[0][0].input[1]}): {len(cases)} models, {warmup} warm-up + {repeats} timed rounds')

@@ -43,6 +43,44 @@ def _grad_scaler(device_type: str):
     return torch.cuda.amp.GradScaler()
 
 
+def _training_step(model, inputs, data_samples, optimizer, dev: torch.device,
+                   dtype: Optional[torch.dtype]) -> Tuple[Callable[[], None], List[bool]]:
+    """One training step on the fixed batch (autocast to ``dtype`` unless None; float16 with a gradient
+    scaler), and the list it appends whether each step's loss was finite to."""
+    scaler = _grad_scaler(dev.type) if dtype == torch.float16 else None
+    finite: List[bool] = []
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+            loss, _ = model.parse_losses(model.loss(inputs, data_samples))
+        finite.append(bool(torch.isfinite(loss)))
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+
+    return step, finite
+
+
+def _time_steps(step: Callable[[], None], warmup: int, steps: int, dev: torch.device) -> Tuple[List[float], Any]:
+    """``warmup`` untimed calls of ``step``, then the seconds of ``steps`` timed ones and their peak memory."""
+    for _ in range(warmup):
+        step()
+    times = []
+    with PeakMemory(dev) as mem:
+        for _ in range(steps):
+            sync(dev)
+            start = time.perf_counter()
+            step()
+            sync(dev)
+            times.append(time.perf_counter() - start)
+    return times, mem
+
+
 def train_step_throughput(config: str, amp: bool, with_cp: bool, batch_size: Optional[int] = None,
                           image_size: Tuple[int, int] = (1200, 800), device: str = 'cpu', warmup: int = 15,
                           steps: int = 10, lr: float = 1e-4, seed: int = 0) -> Dict[str, Any]:
@@ -79,32 +117,8 @@ def train_step_throughput(config: str, amp: bool, with_cp: bool, batch_size: Opt
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
     dtype = AMP_DTYPES[dev.type] if amp else None
-    scaler = _grad_scaler(dev.type) if dtype == torch.float16 else None
-    finite: List[bool] = []
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-            loss, _ = model.parse_losses(model.loss(inputs, data_samples))
-        finite.append(bool(torch.isfinite(loss)))
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-
-    for _ in range(warmup):
-        step()
-    times = []
-    with PeakMemory(dev) as mem:
-        for _ in range(steps):
-            sync(dev)
-            start = time.perf_counter()
-            step()
-            sync(dev)
-            times.append(time.perf_counter() - start)
+    step, finite = _training_step(model, inputs, data_samples, optimizer, dev, dtype)
+    times, mem = _time_steps(step, warmup, steps, dev)
     median = statistics.median(times)
     result = dict(config=config, amp=bool(amp), precision=str(dtype).replace('torch.', '') if dtype else 'float32',
                   with_cp=bool(with_cp), batch=batch, image=f'{image_size[0]}x{image_size[1]}',

@@ -277,6 +277,28 @@ def _num_classes_fields(model_cfg: dict) -> List[Tuple[str, int]]:
     return found
 
 
+def _check_classes(loader: str, ann_file: str, classes: Sequence[str], names: List[str],
+                   model_cfg: Optional[dict]) -> None:
+    """The config's classes against the file's category ``names``, and the heads' num_classes against them."""
+    present = [c for c in classes if c in names]
+    if not present:
+        example = ','.join(map(repr, names))  # every name: the option is pasted as it stands
+        raise DatasetCheckError(
+            f'{ann_file}: none of the {len(classes)} classes the config expects ({_examples(list(classes))}) '
+            f'is a category of this file (its categories: {_examples(names)}). Tell the config the '
+            f'dataset\'s classes, e.g. --cfg-options "{loader}.dataset.metainfo.classes=[{example}]", '
+            f'and set the model heads\' num_classes to match')
+    absent = [c for c in classes if c not in names]
+    if absent:
+        print(f'[data check] warning: {ann_file} has no category named {_examples(absent)}; '
+              f'those classes get no training data', file=sys.stderr)
+    for field_name, num in _num_classes_fields(model_cfg or {}):
+        if num != len(classes):
+            raise DatasetCheckError(
+                f'{field_name} is {num} but {loader} uses {len(classes)} classes '
+                f'({_examples(list(classes))}) from {ann_file}; set {field_name}={len(classes)}')
+
+
 def check_dataset(loader: str, ds_cfg: dict, for_evaluation: bool, model_cfg: Optional[dict] = None,
                   deep_limit_mb: float = DEEP_CHECK_LIMIT_MB) -> Optional[DatasetSummary]:
     """Check one (leaf) dataset config; raise ``DatasetCheckError`` on a problem.
@@ -309,23 +331,7 @@ def check_dataset(loader: str, ds_cfg: dict, for_evaluation: bool, model_cfg: Op
 
     classes = _dataset_classes(ds_cfg, cls)
     if classes:
-        present = [c for c in classes if c in names]
-        if not present:
-            example = ','.join(map(repr, names))  # every name: the option is pasted as it stands
-            raise DatasetCheckError(
-                f'{ann_file}: none of the {len(classes)} classes the config expects ({_examples(list(classes))}) '
-                f'is a category of this file (its categories: {_examples(names)}). Tell the config the '
-                f'dataset\'s classes, e.g. --cfg-options "{loader}.dataset.metainfo.classes=[{example}]", '
-                f'and set the model heads\' num_classes to match')
-        absent = [c for c in classes if c not in names]
-        if absent:
-            print(f'[data check] warning: {ann_file} has no category named {_examples(absent)}; '
-                  f'those classes get no training data', file=sys.stderr)
-        for field_name, num in _num_classes_fields(model_cfg or {}):
-            if num != len(classes):
-                raise DatasetCheckError(
-                    f'{field_name} is {num} but {loader} uses {len(classes)} classes '
-                    f'({_examples(list(classes))}) from {ann_file}; set {field_name}={len(classes)}')
+        _check_classes(loader, ann_file, classes, names, model_cfg)
 
     if not for_evaluation and not ds_cfg.get('test_mode'):
         empty = empty_training_split(data, ann_file, classes, ds_cfg.get('filter_cfg'))

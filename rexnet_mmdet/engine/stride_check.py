@@ -110,8 +110,19 @@ def _advice(model: nn.Module, first_stride: float, start: Optional[int] = None) 
     channels = out_channels(backbone.widen_factor, indices, backbone.block_channels, backbone.arch,
                             backbone.channel_divisor)
     return (f'ReXNet\'s out_indices={tuple(backbone.out_indices)} give strides {current}; use '
-            f'out_indices={indices} (strides {tuple(int(w) for w in wanted)}) and neck in_channels={channels} '
+            f'out_indices={indices} (strides {tuple(int(w) for w in wanted)}) and {_channel_reader(model)}={channels} '
             f'(rexnet_mmdet.out_channels). ReXNet\'s taps: {taps}')
+
+
+def _channel_reader(model: nn.Module) -> str:
+    """What reads the backbone's channels: the neck, else the head that builds a pixel decoder
+    (Mask2Former's ``panoptic_head``, whose ``in_channels`` its pixel decoder takes)."""
+    if getattr(model, 'neck', None) is None:
+        decoders = [name for name, m in model.named_modules()
+                    if type(m).__name__.endswith('PixelDecoder') and '.' in name]
+        if decoders:
+            return f'model.{decoders[0].rsplit(".", 1)[0]}.in_channels'
+    return 'neck in_channels'
 
 
 def _measure(model: nn.Module, size: int) -> Tuple[List[float], List[float]]:

@@ -130,37 +130,34 @@ class ReXNet(BaseModule):
         self.arch, self.channel_divisor = check_family(arch, channel_divisor)
         self.family = family_name(self.arch, self.channel_divisor)
         self.out_indices = check_out_indices(out_indices)
-        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
-                or not -1 <= frozen_stages <= MAX_FROZEN_STAGES:
-            raise ValueError(f'frozen_stages must be an int in [-1, {MAX_FROZEN_STAGES}] (-1 none, 0 stem, '
-                             f'1-6 stem and stages 1..k, 7 also the final conv), got {frozen_stages!r}')
-        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
-        self._pretrained = self._pretrained_path(init_cfg)
-        self._width_transfer = bool(self._pretrained and init_cfg.get('width_transfer', False))
-        if self._width_transfer and self.family != 'ReXNet-v1':
-            raise ValueError(f'width_transfer does not apply to {self.family}: it carries ReXNet-v1 weights '
-                             f'between widths; load a checkpoint of this family and width instead')
-        self._width_transfer_noise = float(init_cfg.get('width_transfer_noise', 0.0)) \
-            if self._width_transfer else 0.0
-        if init_cfg is None:
-            init_cfg = [dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
-                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
-        super().__init__(init_cfg=init_cfg)
+        self._check_schedule(frozen_stages, drop_path_rate)
+        super().__init__(init_cfg=self._read_init_cfg(init_cfg))
         self.frozen_stages = frozen_stages
         self.norm_cfg = norm_cfg
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.block_channels = None if block_channels is None else list(block_channels)
-
         family = (self.arch, self.channel_divisor)
         self.settings = block_settings(self.widen_factor, self.block_channels, *family)
         self._taps = tap_specs(self.widen_factor, self.block_channels, *family)
         self._check_norm(norm_cfg)
+        self._build_layers(norm_cfg, drop_path_rate)
+        self._freeze_stages()
+        self._deployed = False  # set by rexnet_mmdet.deploy.optimize_for_inference
+        self._channels_last = False
+        # ReXNet numbers its feature points differently from ResNet: say what comes out, so a
+        # copied out_indices shows on the first screen of a run, not after a silent training.
+        # Outside a run mmengine falls back to its 'mmengine' logger on stdout, where tools print
+        # their tables: there the line is debug-level.
+        outside_run = MMLogger.get_current_instance().instance_name == 'mmengine'
+        print_log(self._outputs_summary(), logger='current', level=logging.DEBUG if outside_run else logging.INFO)
+
+    def _build_layers(self, norm_cfg: dict, drop_path_rate: float) -> None:
+        """The stem, the blocks up to the deepest tap asked for, and the final conv when it is tapped."""
+        family = (self.arch, self.channel_divisor)
         last = max(self.out_indices)
         last_block = self._taps[last].block  # 16 means the final conv
         num_blocks = min(last_block, len(self.settings) - 1) + 1
-
         act = activation(self.arch)
         self.stem = build_stem(stem_channels(self.widen_factor, *family), norm_cfg, act=act)
         blocks = []
@@ -177,15 +174,30 @@ class ReXNet(BaseModule):
         # Block index -> tap index, for taps that are block outputs.
         self._block_taps = {self._taps[i].block: i for i in self.out_indices
                             if i not in (EXPANSION_TAP, FINAL_TAP)}
-        self._freeze_stages()
-        self._deployed = False  # set by rexnet_mmdet.deploy.optimize_for_inference
-        self._channels_last = False
-        # ReXNet numbers its feature points differently from ResNet: say what comes out, so a
-        # copied out_indices shows on the first screen of a run, not after a silent training.
-        # Outside a run mmengine falls back to its 'mmengine' logger on stdout, where tools print
-        # their tables: there the line is debug-level.
-        outside_run = MMLogger.get_current_instance().instance_name == 'mmengine'
-        print_log(self._outputs_summary(), logger='current', level=logging.DEBUG if outside_run else logging.INFO)
+
+    @staticmethod
+    def _check_schedule(frozen_stages, drop_path_rate) -> None:
+        if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) \
+                or not -1 <= frozen_stages <= MAX_FROZEN_STAGES:
+            raise ValueError(f'frozen_stages must be an int in [-1, {MAX_FROZEN_STAGES}] (-1 none, 0 stem, '
+                             f'1-6 stem and stages 1..k, 7 also the final conv), got {frozen_stages!r}')
+        if not isinstance(drop_path_rate, (int, float)) or not 0 <= drop_path_rate < 1:
+            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate!r}')
+
+    def _read_init_cfg(self, init_cfg):
+        """Note the ImageNet file and its width transfer; the init_cfg to hand mmengine (Kaiming and
+        constant BatchNorm when none is given)."""
+        self._pretrained = self._pretrained_path(init_cfg)
+        self._width_transfer = bool(self._pretrained and init_cfg.get('width_transfer', False))
+        if self._width_transfer and self.family != 'ReXNet-v1':
+            raise ValueError(f'width_transfer does not apply to {self.family}: it carries ReXNet-v1 weights '
+                             f'between widths; load a checkpoint of this family and width instead')
+        self._width_transfer_noise = float(init_cfg.get('width_transfer_noise', 0.0)) \
+            if self._width_transfer else 0.0
+        if init_cfg is None:
+            init_cfg = [dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu'),
+                        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])]
+        return init_cfg
 
     # ----------------------------------------------------------------- contract
     @staticmethod

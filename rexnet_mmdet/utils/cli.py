@@ -2,6 +2,7 @@
 status 1, no traceback: the message says what was wrong and what to do; a traceback would only hide
 it), and the one way they take an image size (``--shape WIDTH [HEIGHT]``)."""
 import functools
+import os
 import sys
 from typing import Callable, List, NoReturn, Optional, Sequence, Tuple, Type
 
@@ -17,9 +18,14 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
+#: Set (to anything but 0 or empty) to see the traceback behind a tool's one-line error.
+TRACEBACK_VARIABLE = 'REXNET_MMDET_TRACEBACK'
+
+
 def tool_main(main: Optional[Callable] = None, *, errors: Tuple[Type[BaseException], ...] = ()):
     """Decorate a tool's ``main(argv=None) -> int``: :data:`USER_ERRORS` (and ``errors``) become
-    :func:`fail`; a ``None`` result counts as success (0).
+    :func:`fail`, unless the environment sets :data:`TRACEBACK_VARIABLE`; a ``None`` result counts
+    as success (0).
 
     Used bare (``@tool_main``) or with extra error types (``@tool_main(errors=(MyError,))``).
     """
@@ -31,6 +37,8 @@ def tool_main(main: Optional[Callable] = None, *, errors: Tuple[Type[BaseExcepti
             try:
                 code = fn(argv)
             except caught as e:
+                if os.environ.get(TRACEBACK_VARIABLE, '') not in ('', '0'):
+                    raise
                 fail(str(e))
             return 0 if code is None else int(code)
         return wrapper
@@ -57,4 +65,4 @@ def shape_wh(shape: Sequence[int], minimum: int = 32) -> Tuple[int, int]:
     return w, h
 
 
-__all__ = ['USER_ERRORS', 'fail', 'tool_main', 'add_shape_argument', 'shape_wh']
+__all__ = ['USER_ERRORS', 'TRACEBACK_VARIABLE', 'fail', 'tool_main', 'add_shape_argument', 'shape_wh']

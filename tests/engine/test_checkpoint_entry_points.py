@@ -149,7 +149,7 @@ def test_own_training_checkpoint_loads_everywhere(run, tmp_path, capsys):
     tmp, config, good = run
     # test.py evaluates it; load_from fine-tunes from it; the backbone's init_cfg takes its
     # backbone.* weights; convert_weights turns it into ImageNet-format backbone weights.
-    assert 'coco/bbox_mAP' in _tool('test').main([config, good, '--work-dir', str(tmp_path / 'test')])
+    assert 'coco/bbox_mAP' in _tool('test').run([config, good, '--work-dir', str(tmp_path / 'test')])
     assert _call('train load_from', run, good, tmp_path) == 0
     (tmp_path / 'init').mkdir()
     assert _call('train init_cfg', run, good, tmp_path / 'init') == 0
@@ -202,9 +202,10 @@ def test_random_backbone_with_frozen_batchnorm_is_refused_with_the_options_to_us
     frozen.write_text(f'_base_ = {config!r}\nmodel = dict(backbone=dict(init_cfg=None, norm_eval=True, '
                       f'norm_cfg=dict(type="BN", requires_grad=False)))\n')
     train = _tool('train')
-    with pytest.raises(SystemExit):
-        train.configure(train.parse_args([str(frozen), '--work-dir', str(tmp_path / 'wd')]))
+    with pytest.raises(SystemExit) as exc:
+        train.main([str(frozen), '--work-dir', str(tmp_path / 'wd')])
     err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.startswith('error: ') and err.count('\n') == 1, err
     assert 'model.backbone.norm_eval=False model.backbone.norm_cfg.requires_grad=True' in err
     # With those options it trains; with a checkpoint to load, the frozen config is fine.
     cfg = train.configure(train.parse_args([str(frozen), '--work-dir', str(tmp_path / 'wd'), '--cfg-options',

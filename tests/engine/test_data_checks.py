@@ -255,3 +255,23 @@ def test_a_training_split_left_empty_stops_with_one_line(dataset):
     # Without filter_empty_gt, and for evaluation, every image stays.
     cfg.train_dataloader.dataset.filter_cfg = None
     assert check_run_data(cfg, ['train_dataloader', 'val_dataloader'], verbose=False)[0].num_images == 4
+
+
+def test_a_dataset_built_by_mmdet_with_no_sample_left_names_its_file(dataset):
+    """What MMDetection's own tools/train.py does (build the dataset, no check first): a training split whose
+    images all lack annotations, and an evaluation file with no images, stop with the file named; a split with
+    samples builds as before."""
+    import rexnet_mmdet.engine  # noqa: F401  (a config's custom_imports imports it)
+    from mmdet.datasets import CocoDataset
+    data = json.loads((dataset / 'ann.json').read_text())
+    (dataset / 'no_annotations.json').write_text(json.dumps(dict(data, annotations=[])))
+    (dataset / 'no_images.json').write_text(json.dumps(dict(data, images=[], annotations=[])))
+    common = dict(data_root=str(dataset), data_prefix=dict(img='images/'), metainfo=dict(classes=('box', 'disc')),
+                  pipeline=[])
+    with pytest.raises(DatasetCheckError, match=r'no_annotations\.json: the training split would be empty: none '
+                                                r'of its 4 images has an annotation'):
+        CocoDataset(ann_file='no_annotations.json', filter_cfg=dict(filter_empty_gt=True), **common)
+    with pytest.raises(DatasetCheckError, match=r'no_images\.json: the evaluation dataset \(CocoDataset\) has no '
+                                                r'sample left'):
+        CocoDataset(ann_file='no_images.json', test_mode=True, **common)
+    assert len(CocoDataset(ann_file='ann.json', filter_cfg=dict(filter_empty_gt=True), **common)) == 3

@@ -146,5 +146,6 @@ def test_mask2formers_pixel_decoder_strides_are_checked(tmp_path):
     assert check_feature_strides(models[(1, 2, 3, 5)])['backbone'] == [4, 8, 16, 32]
     with pytest.raises(StrideMismatchError, match=r'^panoptic_head.pixel_decoder expects backbone output strides '
                                                   r'\[4, 8, 16, 32\], but .* have strides \[2, 4, 8, 16\] .*use '
-                                                  r'out_indices=\(1, 2, 3, 5\)'):
+                                                  r'out_indices=\(1, 2, 3, 5\) \(strides \(4, 8, 16, 32\)\) and '
+                                                  r'model.panoptic_head.in_channels=\[38, 61, 128, 185\]'):
         check_feature_strides(models[(0, 1, 2, 3)])

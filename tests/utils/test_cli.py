@@ -52,3 +52,27 @@ def test_shape_is_width_first_everywhere():
         shape_wh([1, 2, 3])
     with pytest.raises(ValueError, match='too small'):
         shape_wh([8])
+
+
+def test_the_traceback_variable_shows_where_an_error_came_from(monkeypatch, capsys):
+    monkeypatch.setenv('REXNET_MMDET_TRACEBACK', '1')
+    with pytest.raises(ValueError, match='widen_factor must be positive'):
+        _main(['value'])
+    monkeypatch.setenv('REXNET_MMDET_TRACEBACK', '0')
+    with pytest.raises(SystemExit):
+        _main(['value'])
+    assert capsys.readouterr().err.startswith('error: widen_factor')
+
+
+def test_every_tool_fails_through_tool_main():
+    """No tool catches and re-words errors by hand: each tool's main is the one tool_main wraps."""
+    import glob
+    import os.path as osp
+
+    from rexnet_mmdet.utils.build import PROJECT_ROOT
+    for path in sorted(glob.glob(osp.join(PROJECT_ROOT, 'tools', '**', '*.py'), recursive=True)):
+        text = open(path).read()
+        if 'def main(' not in text:
+            continue
+        assert '@tool_main' in text, f'{path}: main is not decorated with tool_main'
+        assert 'fail(str(e))' not in text, f'{path}: re-words an error by hand'

@@ -46,6 +46,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='Timings are medians over the timed calls; ratios are between medians of the same run. '
                'The machine should be otherwise idle: the load average is printed before and after.')
+    _add_run_arguments(parser)
+    _add_speed_arguments(parser.add_argument_group(
+        'timing (--part backbones, detectors, speed; --repeats and --warmup also roi_align)'))
+    _add_memory_arguments(parser.add_argument_group('training memory (--part memory)'))
+    _add_train_arguments(parser.add_argument_group('training throughput (--part train)'))
+    _add_output_arguments(parser.add_argument_group('output'))
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    return args
+
+
+def _add_run_arguments(parser) -> None:
+    """What to measure, where, with how many threads and which malloc."""
     parser.add_argument('--part', choices=PARTS, default='speed',
                         help='what to measure: backbones, detectors, roi_align (mmcv\'s RoI Align against the '
                              'batched one, as in a Faster R-CNN at --det-size), memory, train (training '
@@ -54,83 +67,101 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: the usable CPU cores)')
-    parser.add_argument('--repeats', type=int, default=None,
-                        help='timed calls of each model in every comparison (default: 30 at batch <= 8, '
-                             '3 at batch 64, 5 for the detectors)')
-    parser.add_argument('--warmup', type=int, default=None,
-                        help='untimed rounds first (default: 3 at batch <= 8, else 1)')
-    parser.add_argument('--block', type=int, default=None,
-                        help='backbones: calls of one model in a row per turn (default: 5 at batch <= 8, '
-                             'else 1), so that its weights stay in the CPU caches as in serving')
-    parser.add_argument('--widths', type=float, nargs='+', default=None,
-                        help='ReXNet widths (default: 0.9 1.0 for the backbones, 0.9 2.2 for the detectors)')
-    parser.add_argument('--batches', type=int, nargs='+', default=[1, 64], help='backbone batch sizes')
-    parser.add_argument('--size', type=int, default=224, help='backbone input side (default: 224)')
-    parser.add_argument('--det-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
-                        help='detector image before padding to /32 (default: 1200 800)')
-    parser.add_argument('--det-batches', type=int, nargs='+', default=[1],
-                        help='detector batch sizes (images per predict call; default: 1)')
-    parser.add_argument('--precisions', nargs='+', choices=tuple(precision.PRECISIONS), default=['fp32'],
-                        help='precisions every model runs in (fp16/bf16: under torch.autocast; fp16 needs CUDA; '
-                             'default: fp32)')
-    parser.add_argument('--tf32', choices=('on', 'off'), default='off',
-                        help='TF32 for fp32 convolutions and matmuls on a GPU (default: off)')
-    parser.add_argument('--cudnn-benchmark', choices=('on', 'off'), default='off',
-                        help='cuDNN benchmark mode on a GPU: autotunes every new shape, in the warm-up calls '
-                             '(default: off)')
-    parser.add_argument('--no-timm', action='store_true',
-                        help="backbones: leave out timm's ReXNet and EfficientNet-B0 (compared where timm is "
-                             'installed)')
-    parser.add_argument('--no-reference', action='store_true',
-                        help='skip the ResNet-50 detector (time the ReXNet ones only)')
-    parser.add_argument('--random-heads', action='store_true',
-                        help='keep the detectors\' random prediction layers (default: zero them, so that every '
-                             'detector\'s RoI head gets the same proposals and post-processing does the same work)')
-    parser.add_argument('--no-optimized', action='store_true',
-                        help='time every model as built only (same as --treatments eager)')
-    parser.add_argument('--treatments', nargs='+', default=None,
-                        help='treatments every model gets (default: eager fused+cl; see '
-                             'rexnet_mmdet/deploy/treatments.py for the others, e.g. fused+openvino)')
-    parser.add_argument('--memory-config', nargs='+',
-                        default=[osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x2.2_fpn.py')],
-                        help='detector config(s) for --part memory (default: Faster R-CNN x2.2)')
-    parser.add_argument('--memory-batch', type=int, default=2, help='training batch (default: 2)')
-    parser.add_argument('--memory-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
-                        help='training image before padding (default: 1200 800)')
-    parser.add_argument('--memory-scope', nargs='+', choices=['detector', 'backbone'], default=['detector'],
-                        help='detector: the whole training step; backbone: the backbone alone (to see '
-                             'where the peak comes from)')
-    parser.add_argument('--memory-warmup', type=int, default=1,
-                        help='unmeasured training steps before the measured one (default: 1)')
-    parser.add_argument('--train-detectors', nargs='+', choices=tuple(train_speed.TRAIN_DETECTORS),
-                        default=list(train_speed.TRAIN_DETECTORS), metavar='NAME',
-                        help='--part train: detectors (default: all of ' + ', '.join(train_speed.TRAIN_DETECTORS)
-                             + ')')
-    parser.add_argument('--train-batch', type=int, default=None,
-                        help="--part train: images per step (default: each config's own batch size)")
-    parser.add_argument('--train-size', type=int, nargs=2, default=None, metavar=('W', 'H'),
-                        help="--part train: image size for every detector (default: each detector's own, "
-                             '1200x800 or 320x320)')
-    parser.add_argument('--train-warmup', type=int, default=15,
-                        help='--part train: untimed steps first, the start-up (default: 15)')
-    parser.add_argument('--train-steps', type=int, default=10, help='--part train: timed steps (default: 10)')
-    parser.add_argument('--train-plan', choices=('all', 'short'), default='all',
-                        help='--part train: all = every detector in fp32 and AMP, with_cp off and on; short = '
-                             'every detector with AMP, then fp32 and AMP + with_cp for the x2.2 detectors and '
-                             'their ResNet-50 counterparts (default: all)')
-    parser.add_argument('--markdown', action='store_true', help='print markdown tables')
-    parser.add_argument('--json', metavar='OUT',
-                        help='also write every timing and setting to this JSON file, rewritten as each comparison '
-                             'is measured ("complete" says whether the run finished)')
-    parser.add_argument('--md', metavar='OUT',
-                        help='also write the tables to this file, rewritten as each comparison is measured, so that '
-                             'a run stopped midway leaves what it measured')
     parser.add_argument('--system-malloc', action='store_true',
                         help='leave the C library\'s malloc as it is; by default the tool keeps freed memory for '
                              'reuse (rexnet_mmdet.deploy.keep_freed_memory), for every model alike, as the '
                              'inference tools do')
-    parser.add_argument('--plot', metavar='PNG', help='also draw the timings (backbones, detector stages) to this PNG')
-    args = parser.parse_args(argv)
+
+
+def _add_speed_arguments(group) -> None:
+    """How the backbones and detectors are timed, and under which treatments and precisions."""
+    group.add_argument('--repeats', type=int, default=None,
+                        help='timed calls of each model in every comparison (default: 30 at batch <= 8, '
+                             '3 at batch 64, 5 for the detectors)')
+    group.add_argument('--warmup', type=int, default=None,
+                        help='untimed rounds first (default: 3 at batch <= 8, else 1)')
+    group.add_argument('--block', type=int, default=None,
+                        help='backbones: calls of one model in a row per turn (default: 5 at batch <= 8, '
+                             'else 1), so that its weights stay in the CPU caches as in serving')
+    group.add_argument('--widths', type=float, nargs='+', default=None,
+                        help='ReXNet widths (default: 0.9 1.0 for the backbones, 0.9 2.2 for the detectors)')
+    group.add_argument('--batches', type=int, nargs='+', default=[1, 64], help='backbone batch sizes')
+    group.add_argument('--size', type=int, default=224, help='backbone input side (default: 224)')
+    group.add_argument('--det-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
+                        help='detector image before padding to /32 (default: 1200 800)')
+    group.add_argument('--det-batches', type=int, nargs='+', default=[1],
+                        help='detector batch sizes (images per predict call; default: 1)')
+    group.add_argument('--precisions', nargs='+', choices=tuple(precision.PRECISIONS), default=['fp32'],
+                        help='precisions every model runs in (fp16/bf16: under torch.autocast; fp16 needs CUDA; '
+                             'default: fp32)')
+    group.add_argument('--tf32', choices=('on', 'off'), default='off',
+                        help='TF32 for fp32 convolutions and matmuls on a GPU (default: off)')
+    group.add_argument('--cudnn-benchmark', choices=('on', 'off'), default='off',
+                        help='cuDNN benchmark mode on a GPU: autotunes every new shape, in the warm-up calls '
+                             '(default: off)')
+    group.add_argument('--no-timm', action='store_true',
+                        help="backbones: leave out timm's ReXNet and EfficientNet-B0 (compared where timm is "
+                             'installed)')
+    group.add_argument('--no-reference', action='store_true',
+                        help='skip the ResNet-50 detector (time the ReXNet ones only)')
+    group.add_argument('--random-heads', action='store_true',
+                        help='keep the detectors\' random prediction layers (default: zero them, so that every '
+                             'detector\'s RoI head gets the same proposals and post-processing does the same work)')
+    group.add_argument('--no-optimized', action='store_true',
+                        help='time every model as built only (same as --treatments eager)')
+    group.add_argument('--treatments', nargs='+', default=None,
+                        help='treatments every model gets (default: eager fused+cl; see '
+                             'rexnet_mmdet/deploy/treatments.py for the others, e.g. fused+openvino)')
+
+
+def _add_memory_arguments(group) -> None:
+    """The training step whose peak memory --part memory measures."""
+    group.add_argument('--memory-config', nargs='+',
+                        default=[osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x2.2_fpn.py')],
+                        help='detector config(s) for --part memory (default: Faster R-CNN x2.2)')
+    group.add_argument('--memory-batch', type=int, default=2, help='training batch (default: 2)')
+    group.add_argument('--memory-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
+                        help='training image before padding (default: 1200 800)')
+    group.add_argument('--memory-scope', nargs='+', choices=['detector', 'backbone'], default=['detector'],
+                        help='detector: the whole training step; backbone: the backbone alone (to see '
+                             'where the peak comes from)')
+    group.add_argument('--memory-warmup', type=int, default=1,
+                        help='unmeasured training steps before the measured one (default: 1)')
+
+
+def _add_train_arguments(group) -> None:
+    """The training runs --part train times."""
+    group.add_argument('--train-detectors', nargs='+', choices=tuple(train_speed.TRAIN_DETECTORS),
+                        default=list(train_speed.TRAIN_DETECTORS), metavar='NAME',
+                        help='--part train: detectors (default: all of ' + ', '.join(train_speed.TRAIN_DETECTORS)
+                             + ')')
+    group.add_argument('--train-batch', type=int, default=None,
+                        help="--part train: images per step (default: each config's own batch size)")
+    group.add_argument('--train-size', type=int, nargs=2, default=None, metavar=('W', 'H'),
+                        help="--part train: image size for every detector (default: each detector's own, "
+                             '1200x800 or 320x320)')
+    group.add_argument('--train-warmup', type=int, default=15,
+                        help='--part train: untimed steps first, the start-up (default: 15)')
+    group.add_argument('--train-steps', type=int, default=10, help='--part train: timed steps (default: 10)')
+    group.add_argument('--train-plan', choices=('all', 'short'), default='all',
+                        help='--part train: all = every detector in fp32 and AMP, with_cp off and on; short = '
+                             'every detector with AMP, then fp32 and AMP + with_cp for the x2.2 detectors and '
+                             'their ResNet-50 counterparts (default: all)')
+
+
+def _add_output_arguments(group) -> None:
+    """Tables, files and pictures."""
+    group.add_argument('--markdown', action='store_true', help='print markdown tables')
+    group.add_argument('--json', metavar='OUT',
+                        help='also write every timing and setting to this JSON file, rewritten as each comparison '
+                             'is measured ("complete" says whether the run finished)')
+    group.add_argument('--md', metavar='OUT',
+                        help='also write the tables to this file, rewritten as each comparison is measured, so that '
+                             'a run stopped midway leaves what it measured')
+    group.add_argument('--plot', metavar='PNG', help='also draw the timings (backbones, detector stages) to this PNG')
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ('repeats', 'threads', 'block'):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -149,7 +180,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error('--train-steps must be at least 1 and --train-warmup 0 or more')
     if args.cudnn_benchmark == 'on' and args.warmup == 0:
         parser.error('--cudnn-benchmark on autotunes in the warm-up calls: give --warmup 1 or more')
-    return args
 
 
 def log(message: str) -> None:
@@ -229,12 +259,8 @@ def update_training(out: report.LiveTables, args, device, results):
     return text
 
 
-@tool_main
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    device = timing.check_device(args.device)
-    if args.part == 'roi_align' and args.device != 'cpu':
-        fail('--part roi_align times the CPU layers (on a GPU both run mmcv\'s kernel); use --device cpu')
+def _start(args, device: torch.device) -> tuple:
+    """Threads, malloc and numeric settings; the record and its live files, headed by the machine."""
     torch.set_num_threads(args.threads or timing.usable_cores())
     if not args.system_malloc:
         cpu_memory.keep_freed_memory()
@@ -242,94 +268,113 @@ def main(argv=None) -> int:
     machine = timing.machine_info(args.device)
     machine['malloc'] = cpu_memory.describe()
     machine['numeric'] = numeric
-    record = dict(machine=machine, settings=vars(args), results={}, skipped=[])
-    out = report.LiveTables(args.md, args.json, record)
+    out = report.LiveTables(args.md, args.json, dict(machine=machine, settings=vars(args), results={}, skipped=[]))
     lines = [timing.format_machine(machine), machine['malloc'] + ' (the same for every model: it is the process\'s)',
              precision.describe_numeric_settings(numeric)]
     warning = timing.busy_warning(torch.get_num_threads()) if args.device == 'cpu' and args.part != 'memory' else None
     if warning:
         lines.append(warning)
     show(out, 'machine', '\n'.join(lines))
+    return out, numeric
+
+
+def run_backbones(out: report.LiveTables, args, numeric, treatments, optimize: bool) -> list:
+    widths = args.widths or speed.DEFAULT_BACKBONE_WIDTHS
+    repeats = {b: args.repeats for b in args.batches} if args.repeats else None
+    warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
+    block = {b: args.block for b in args.batches} if args.block else None
+    skipped = []
+    live = partial(update, out, 'backbones', backbones_text, args, numeric, skipped)
+    rows = backbone_speed.benchmark_backbones(
+        widths, args.batches, args.size, repeats, warmup, args.device, optimize=optimize, block=block, log=log,
+        treatments=treatments, precisions=args.precisions, with_timm=not args.no_timm, numeric=numeric,
+        skipped=skipped, on_rows=live)
+    show(out, 'backbones', live(rows))
+    out.record['skipped'] += skipped
+    return rows
+
+
+def run_detectors(out: report.LiveTables, args, numeric, treatments, optimize: bool) -> list:
+    widths = args.widths or speed.DEFAULT_DETECTOR_WIDTHS
+    skipped = []
+    live = partial(update, out, 'detectors', detectors_text, args, numeric, skipped)
+    rows = detector_speed.benchmark_detectors(
+        widths, tuple(args.det_size), args.repeats or 5, 1 if args.warmup is None else args.warmup,
+        args.device, reference=None if args.no_reference else speed.REFERENCE_DETECTOR, optimize=optimize,
+        uniform_heads=not args.random_heads, log=log, treatments=treatments, batches=args.det_batches,
+        precisions=args.precisions, numeric=numeric, skipped=skipped, on_rows=live)
+    show(out, 'detectors', live(rows))
+    out.record['skipped'] += skipped
+    return rows
+
+
+def run_roi_align(out: report.LiveTables, args) -> None:
+    size = (args.det_size[0] + (-args.det_size[0]) % 32, args.det_size[1] + (-args.det_size[1]) % 32)
+    rows = roi_align_speed.benchmark_roi_align(image_size=size, repeats=args.repeats or 20,
+                                               warmup=3 if args.warmup is None else args.warmup, log=log)
+    out.record['results']['roi_align'] = [r.to_dict() for r in rows]
+    show(out, 'roi_align', f'\nRoI feature extraction as in a Faster R-CNN + FPN (mmdet SingleRoIExtractor, 7x7, '
+         f'adaptive sampling) at {size[0]}x{size[1]}: random maps and RoIs; median of the timed calls\n'
+         + report.roi_align_table(rows, args.markdown))
+
+
+def run_memory(out: report.LiveTables, args) -> None:
+    results = out.record['results']['memory'] = []
+    for config in args.memory_config:
+        for scope in args.memory_scope:
+            for with_cp in (False, True):
+                log(f'memory: {osp.basename(config)}, {scope}, with_cp={with_cp} (fresh process) ...')
+                r = memory.train_step_memory_isolated(
+                    config, with_cp, threads=torch.get_num_threads(), batch_size=args.memory_batch,
+                    image_size=tuple(args.memory_size), device=args.device, warmup=args.memory_warmup, scope=scope)
+                log(f'  peak {r["peak_mib"]:.0f} MiB above {r["baseline_mib"]:.0f} MiB, step {r["step_s"]:.1f} s')
+                results.append(r)
+                out.update('memory', memory_text(args, results))
+    show(out, 'memory', memory_text(args, results))
+
+
+def run_training(out: report.LiveTables, args, device: torch.device) -> None:
+    runs = train_speed.training_runs(args.train_detectors, args.train_plan)
+    live = partial(update_training, out, args, device)
+    show(out, 'train', live(train_speed.benchmark_training(
+        device=args.device, batch_size=args.train_batch, runs=runs, warmup=args.train_warmup,
+        image_size=tuple(args.train_size) if args.train_size else None, steps=args.train_steps, log=log,
+        on_result=live)))
+
+
+@tool_main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    device = timing.check_device(args.device)
+    if args.part == 'roi_align' and args.device != 'cpu':
+        fail('--part roi_align times the CPU layers (on a GPU both run mmcv\'s kernel); use --device cpu')
+    out, numeric = _start(args, device)
     optimize = not args.no_optimized
     treatments = args.treatments or (speed.DEFAULT_TREATMENTS if optimize else ('eager',))
     parts = {'speed': ('backbones', 'detectors'), 'all': ('backbones', 'detectors', 'roi_align', 'memory')}.get(
         args.part, (args.part,))
     started = time.time()
-    backbone_rows, detector_rows = [], []
-
-    if 'backbones' in parts:
-        widths = args.widths or speed.DEFAULT_BACKBONE_WIDTHS
-        repeats = {b: args.repeats for b in args.batches} if args.repeats else None
-        warmup = {b: args.warmup for b in args.batches} if args.warmup is not None else None
-        block = {b: args.block for b in args.batches} if args.block else None
-        skipped = []
-        live = partial(update, out, 'backbones', backbones_text, args, numeric, skipped)
-        backbone_rows = backbone_speed.benchmark_backbones(
-            widths, args.batches, args.size, repeats, warmup, args.device, optimize=optimize, block=block, log=log,
-            treatments=treatments, precisions=args.precisions, with_timm=not args.no_timm, numeric=numeric,
-            skipped=skipped, on_rows=live)
-        show(out, 'backbones', live(backbone_rows))
-        record['skipped'] += skipped
-
-    if 'detectors' in parts:
-        widths = args.widths or speed.DEFAULT_DETECTOR_WIDTHS
-        skipped = []
-        live = partial(update, out, 'detectors', detectors_text, args, numeric, skipped)
-        detector_rows = detector_speed.benchmark_detectors(
-            widths, tuple(args.det_size), args.repeats or 5, 1 if args.warmup is None else args.warmup,
-            args.device, reference=None if args.no_reference else speed.REFERENCE_DETECTOR, optimize=optimize,
-            uniform_heads=not args.random_heads, log=log, treatments=treatments, batches=args.det_batches,
-            precisions=args.precisions, numeric=numeric, skipped=skipped, on_rows=live)
-        show(out, 'detectors', live(detector_rows))
-        record['skipped'] += skipped
-
+    backbone_rows = run_backbones(out, args, numeric, treatments, optimize) if 'backbones' in parts else []
+    detector_rows = run_detectors(out, args, numeric, treatments, optimize) if 'detectors' in parts else []
     if 'roi_align' in parts and args.device == 'cpu':
-        size = (args.det_size[0] + (-args.det_size[0]) % 32, args.det_size[1] + (-args.det_size[1]) % 32)
-        rows = roi_align_speed.benchmark_roi_align(image_size=size, repeats=args.repeats or 20,
-                                                   warmup=3 if args.warmup is None else args.warmup, log=log)
-        record['results']['roi_align'] = [r.to_dict() for r in rows]
-        show(out, 'roi_align', f'\nRoI feature extraction as in a Faster R-CNN + FPN (mmdet SingleRoIExtractor, 7x7, '
-             f'adaptive sampling) at {size[0]}x{size[1]}: random maps and RoIs; median of the timed calls\n'
-             + report.roi_align_table(rows, args.markdown))
-
+        run_roi_align(out, args)
     if 'memory' in parts:
-        results = record['results']['memory'] = []
-        for config in args.memory_config:
-            for scope in args.memory_scope:
-                for with_cp in (False, True):
-                    log(f'memory: {osp.basename(config)}, {scope}, with_cp={with_cp} (fresh process) ...')
-                    r = memory.train_step_memory_isolated(
-                        config, with_cp, threads=torch.get_num_threads(), batch_size=args.memory_batch,
-                        image_size=tuple(args.memory_size), device=args.device, warmup=args.memory_warmup,
-                        scope=scope)
-                    log(f'  peak {r["peak_mib"]:.0f} MiB above {r["baseline_mib"]:.0f} MiB, step {r["step_s"]:.1f} s')
-                    results.append(r)
-                    text = memory_text(args, results)
-                    out.update('memory', text)
-        show(out, 'memory', text)
-
+        run_memory(out, args)
     if 'train' in parts:
-        runs = train_speed.training_runs(args.train_detectors, args.train_plan)
-        live = partial(update_training, out, args, device)
-        show(out, 'train', live(train_speed.benchmark_training(
-            device=args.device, batch_size=args.train_batch, runs=runs, warmup=args.train_warmup,
-            image_size=tuple(args.train_size) if args.train_size else None, steps=args.train_steps, log=log,
-            on_result=live)))
-
+        run_training(out, args, device)
     if args.plot and ('backbones' in parts or 'detectors' in parts):
-        show(out, 'plot', f'wrote {report.plot_timings(backbone_rows, detector_rows, args.plot, timing.format_machine(machine))}')
-    machine_after = timing.load_average()
-    record['load_average_after'] = machine_after
-    record['seconds'] = time.time() - started
-    if machine_after:
-        show(out, 'load', f'\nload average after: {" ".join(f"{v:.2f}" for v in machine_after)} '
-             f'({record["seconds"]:.0f} s in all)')
+        picture = report.plot_timings(backbone_rows, detector_rows, args.plot,
+                                      timing.format_machine(out.record['machine']))
+        show(out, 'plot', f'wrote {picture}')
+    load_after = out.record['load_average_after'] = timing.load_average()
+    out.record['seconds'] = time.time() - started
+    if load_after:
+        show(out, 'load', f'\nload average after: {" ".join(f"{v:.2f}" for v in load_after)} '
+             f'({out.record["seconds"]:.0f} s in all)')
     out.finish()
     for path in (args.json, args.md):
         if path:
             print(f'wrote {path}')
-    return 0
-
 
 if __name__ == '__main__':
     sys.exit(main())
