@@ -76,88 +76,88 @@ def _add_run_arguments(parser) -> None:
 def _add_speed_arguments(group) -> None:
     """How the backbones and detectors are timed, and under which treatments and precisions."""
     group.add_argument('--repeats', type=int, default=None,
-                        help='timed calls of each model in every comparison (default: 30 at batch <= 8, '
-                             '3 at batch 64, 5 for the detectors)')
+                       help='timed calls of each model in every comparison (default: 30 at batch <= 8, '
+                            '3 at batch 64, 5 for the detectors)')
     group.add_argument('--warmup', type=int, default=None,
-                        help='untimed rounds first (default: 3 at batch <= 8, else 1)')
+                       help='untimed rounds first (default: 3 at batch <= 8, else 1)')
     group.add_argument('--block', type=int, default=None,
-                        help='backbones: calls of one model in a row per turn (default: 5 at batch <= 8, '
-                             'else 1), so that its weights stay in the CPU caches as in serving')
+                       help='backbones: calls of one model in a row per turn (default: 5 at batch <= 8, '
+                            'else 1), so that its weights stay in the CPU caches as in serving')
     group.add_argument('--widths', type=float, nargs='+', default=None,
-                        help='ReXNet widths (default: 0.9 1.0 for the backbones, 0.9 2.2 for the detectors)')
+                       help='ReXNet widths (default: 0.9 1.0 for the backbones, 0.9 2.2 for the detectors)')
     group.add_argument('--batches', type=int, nargs='+', default=[1, 64], help='backbone batch sizes')
     group.add_argument('--size', type=int, default=224, help='backbone input side (default: 224)')
     group.add_argument('--det-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
-                        help='detector image before padding to /32 (default: 1200 800)')
+                       help='detector image before padding to /32 (default: 1200 800)')
     group.add_argument('--det-batches', type=int, nargs='+', default=[1],
-                        help='detector batch sizes (images per predict call; default: 1)')
+                       help='detector batch sizes (images per predict call; default: 1)')
     group.add_argument('--precisions', nargs='+', choices=tuple(precision.PRECISIONS), default=['fp32'],
-                        help='precisions every model runs in (fp16/bf16: under torch.autocast; fp16 needs CUDA; '
-                             'default: fp32)')
+                       help='precisions every model runs in (fp16/bf16: under torch.autocast; fp16 needs CUDA; '
+                            'default: fp32)')
     group.add_argument('--tf32', choices=('on', 'off'), default='off',
-                        help='TF32 for fp32 convolutions and matmuls on a GPU (default: off)')
+                       help='TF32 for fp32 convolutions and matmuls on a GPU (default: off)')
     group.add_argument('--cudnn-benchmark', choices=('on', 'off'), default='off',
-                        help='cuDNN benchmark mode on a GPU: autotunes every new shape, in the warm-up calls '
-                             '(default: off)')
+                       help='cuDNN benchmark mode on a GPU: autotunes every new shape, in the warm-up calls '
+                            '(default: off)')
     group.add_argument('--no-timm', action='store_true',
-                        help="backbones: leave out timm's ReXNet and EfficientNet-B0 (compared where timm is "
-                             'installed)')
+                       help="backbones: leave out timm's ReXNet and EfficientNet-B0 (compared where timm is "
+                            'installed)')
     group.add_argument('--no-reference', action='store_true',
-                        help='skip the ResNet-50 detector (time the ReXNet ones only)')
+                       help='skip the ResNet-50 detector (time the ReXNet ones only)')
     group.add_argument('--random-heads', action='store_true',
-                        help='keep the detectors\' random prediction layers (default: zero them, so that every '
-                             'detector\'s RoI head gets the same proposals and post-processing does the same work)')
+                       help='keep the detectors\' random prediction layers (default: zero them, so that every '
+                            'detector\'s RoI head gets the same proposals and post-processing does the same work)')
     group.add_argument('--no-optimized', action='store_true',
-                        help='time every model as built only (same as --treatments eager)')
+                       help='time every model as built only (same as --treatments eager)')
     group.add_argument('--treatments', nargs='+', default=None,
-                        help='treatments every model gets (default: eager fused+cl; see '
-                             'rexnet_mmdet/deploy/treatments.py for the others, e.g. fused+openvino)')
+                       help='treatments every model gets (default: eager fused+cl; see '
+                            'rexnet_mmdet/deploy/treatments.py for the others, e.g. fused+openvino)')
 
 
 def _add_memory_arguments(group) -> None:
     """The training step whose peak memory --part memory measures."""
     group.add_argument('--memory-config', nargs='+',
-                        default=[osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x2.2_fpn.py')],
-                        help='detector config(s) for --part memory (default: Faster R-CNN x2.2)')
+                       default=[osp.join(CONFIG_DIR, 'faster_rcnn_rexnet_x2.2_fpn.py')],
+                       help='detector config(s) for --part memory (default: Faster R-CNN x2.2)')
     group.add_argument('--memory-batch', type=int, default=2, help='training batch (default: 2)')
     group.add_argument('--memory-size', type=int, nargs=2, default=[1200, 800], metavar=('W', 'H'),
-                        help='training image before padding (default: 1200 800)')
+                       help='training image before padding (default: 1200 800)')
     group.add_argument('--memory-scope', nargs='+', choices=['detector', 'backbone'], default=['detector'],
-                        help='detector: the whole training step; backbone: the backbone alone (to see '
-                             'where the peak comes from)')
+                       help='detector: the whole training step; backbone: the backbone alone (to see '
+                            'where the peak comes from)')
     group.add_argument('--memory-warmup', type=int, default=1,
-                        help='unmeasured training steps before the measured one (default: 1)')
+                       help='unmeasured training steps before the measured one (default: 1)')
 
 
 def _add_train_arguments(group) -> None:
     """The training runs --part train times."""
     group.add_argument('--train-detectors', nargs='+', choices=tuple(train_speed.TRAIN_DETECTORS),
-                        default=list(train_speed.TRAIN_DETECTORS), metavar='NAME',
-                        help='--part train: detectors (default: all of ' + ', '.join(train_speed.TRAIN_DETECTORS)
-                             + ')')
+                       default=list(train_speed.TRAIN_DETECTORS), metavar='NAME',
+                       help='--part train: detectors (default: all of ' + ', '.join(train_speed.TRAIN_DETECTORS)
+                            + ')')
     group.add_argument('--train-batch', type=int, default=None,
-                        help="--part train: images per step (default: each config's own batch size)")
+                       help="--part train: images per step (default: each config's own batch size)")
     group.add_argument('--train-size', type=int, nargs=2, default=None, metavar=('W', 'H'),
-                        help="--part train: image size for every detector (default: each detector's own, "
-                             '1200x800 or 320x320)')
+                       help="--part train: image size for every detector (default: each detector's own, "
+                            '1200x800 or 320x320)')
     group.add_argument('--train-warmup', type=int, default=15,
-                        help='--part train: untimed steps first, the start-up (default: 15)')
+                       help='--part train: untimed steps first, the start-up (default: 15)')
     group.add_argument('--train-steps', type=int, default=10, help='--part train: timed steps (default: 10)')
     group.add_argument('--train-plan', choices=('all', 'short'), default='all',
-                        help='--part train: all = every detector in fp32 and AMP, with_cp off and on; short = '
-                             'every detector with AMP, then fp32 and AMP + with_cp for the x2.2 detectors and '
-                             'their ResNet-50 counterparts (default: all)')
+                       help='--part train: all = every detector in fp32 and AMP, with_cp off and on; short = '
+                            'every detector with AMP, then fp32 and AMP + with_cp for the x2.2 detectors and '
+                            'their ResNet-50 counterparts (default: all)')
 
 
 def _add_output_arguments(group) -> None:
     """Tables, files and pictures."""
     group.add_argument('--markdown', action='store_true', help='print markdown tables')
     group.add_argument('--json', metavar='OUT',
-                        help='also write every timing and setting to this JSON file, rewritten as each comparison '
-                             'is measured ("complete" says whether the run finished)')
+                       help='also write every timing and setting to this JSON file, rewritten as each comparison '
+                            'is measured ("complete" says whether the run finished)')
     group.add_argument('--md', metavar='OUT',
-                        help='also write the tables to this file, rewritten as each comparison is measured, so that '
-                             'a run stopped midway leaves what it measured')
+                       help='also write the tables to this file, rewritten as each comparison is measured, so that '
+                            'a run stopped midway leaves what it measured')
     group.add_argument('--plot', metavar='PNG', help='also draw the timings (backbones, detector stages) to this PNG')
 
 
