@@ -25,11 +25,11 @@ import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
 from rexnet_mmdet.deploy import cpu_memory
 from rexnet_mmdet.deploy.backends import BACKENDS
 from rexnet_mmdet.deploy.inference_hook import InferencePathHook
-from rexnet_mmdet.engine import DatasetCheckError, add_guard, check_run_data, prepare_checkpoints
+from rexnet_mmdet.engine import RUN_ERRORS, DatasetCheckError, add_guard, check_run_data, prepare_checkpoints
 from rexnet_mmdet.engine import test_dev
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
-from rexnet_mmdet.utils.cli import fail, tool_main
+from rexnet_mmdet.utils.cli import fail, keep_tracebacks, tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,17 +102,18 @@ def run(argv=None) -> dict:
         check_run_data(cfg, ['test_dataloader'])
     prepare_distributed(cfg)
     flush_denormals_on_cpu()
-    runner = build_runner(cfg)
-    if not args.no_optimize:
-        # A hook, because Runner.test() loads the checkpoint itself, after this point.
-        runner.register_hook(InferencePathHook(backend=args.backend))
-        cpu_memory.keep_freed_memory()
-    if is_main_process():
-        print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize else
-                                           'on (optimize_for_inference after loading the checkpoint; '
-                                           f'{cpu_memory.describe()}; --no-optimize turns both off)'),
-              flush=True)
-    metrics = runner.test()
+    with keep_tracebacks(except_for=RUN_ERRORS):  # mmengine's and mmdet's own errors keep their traceback
+        runner = build_runner(cfg)
+        if not args.no_optimize:
+            # A hook, because Runner.test() loads the checkpoint itself, after this point.
+            runner.register_hook(InferencePathHook(backend=args.backend))
+            cpu_memory.keep_freed_memory()
+        if is_main_process():
+            print('[test] inference path: ' + ('off (--no-optimize): the model as built' if args.no_optimize
+                                               else 'on (optimize_for_inference after loading the checkpoint; '
+                                               f'{cpu_memory.describe()}; --no-optimize turns both off)'),
+                  flush=True)
+        metrics = runner.test()
     evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
     uses_coco = any(isinstance(ev, dict) and ev.get('type') == 'CocoMetric' for ev in evaluators)
     if is_main_process() and args.test_dev:

@@ -14,13 +14,13 @@ import os.path as osp
 import sys
 
 import rexnet_mmdet.datasets  # noqa: F401  (registers ShapesDataset)
-from rexnet_mmdet.engine import (DatasetCheckError, add_guard, check_backbone_start, check_run_data,
+from rexnet_mmdet.engine import (RUN_ERRORS, DatasetCheckError, add_guard, check_backbone_start, check_run_data,
                                  check_training_checkpoint, find_resume_checkpoint, load_checkpoint,
                                  prepare_checkpoints)
 from rexnet_mmdet.engine.backbone_start import random_backbone_advice
 from rexnet_mmdet.engine.launch import (add_common_arguments, build_runner, flush_denormals_on_cpu, is_main_process,
                                         load_run_config, prepare_distributed, use_standard_coco_summary)
-from rexnet_mmdet.utils.cli import fail, tool_main
+from rexnet_mmdet.utils.cli import fail, keep_tracebacks, tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -121,7 +121,8 @@ def main(argv=None) -> None:
             prepare_synthetic_datasets(cfg, loaders)
     prepare_distributed(cfg)
     flush_denormals_on_cpu()
-    build_runner(cfg).train()
+    with keep_tracebacks(except_for=RUN_ERRORS):  # mmengine's and mmdet's own errors keep their traceback
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -126,7 +126,7 @@ def train_step_throughput(config: str, amp: bool, with_cp: bool, batch_size: Opt
                   step_ms=median * 1e3, images_per_s=batch / median, times_ms=[t * 1e3 for t in times],
                   peak_mib=(mem.peak_bytes + mem.baseline_bytes) / 2 ** 20, memory_method=mem.method,
                   losses_finite=all(finite[warmup:]))
-    del model, optimizer, inputs, data_samples
+    del model, optimizer, inputs, data_samples, step  # step holds them too
     gc.collect()
     if dev.type == 'cuda':
         torch.cuda.empty_cache()

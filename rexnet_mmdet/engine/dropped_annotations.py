@@ -8,8 +8,8 @@ annotations": images listed under ``"images"`` that no entry of ``"annotations"`
 ``min_size`` only those at least that many pixels on their shorter side. Evaluation keeps every image.
 
 :func:`dropped_boxes_warning` counts and names the boxes (a warning: the rest of the data trains);
-:func:`empty_training_split` says when no image would be left (the run cannot start: mmengine would stop
-with "need at least one array to concatenate").
+:func:`empty_training_split` says when no image would be left (the run cannot start; the same line stops a
+dataset built with no sample under MMDetection's own tools, :mod:`.empty_dataset`).
 """
 from typing import Dict, List, Optional, Sequence
 

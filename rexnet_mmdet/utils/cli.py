@@ -1,10 +1,11 @@
 """What the command-line tools share: the one way a tool fails (``error: <message>`` on stderr, exit
 status 1, no traceback: the message says what was wrong and what to do; a traceback would only hide
 it), and the one way they take an image size (``--shape WIDTH [HEIGHT]``)."""
+import contextlib
 import functools
 import os
 import sys
-from typing import Callable, List, NoReturn, Optional, Sequence, Tuple, Type
+from typing import Callable, Iterator, List, NoReturn, Optional, Sequence, Tuple, Type
 
 #: Errors the package raises for what a user can fix (a bad argument, a missing or wrong file, a
 #: missing optional package). Anything else is a bug and keeps its traceback.
@@ -22,10 +23,28 @@ def fail(message: str) -> NoReturn:
 TRACEBACK_VARIABLE = 'REXNET_MMDET_TRACEBACK'
 
 
+#: Set on an exception that :func:`keep_tracebacks` let through: :func:`tool_main` re-raises it.
+KEEP_TRACEBACK = '_rexnet_keeps_traceback'
+
+
+@contextlib.contextmanager
+def keep_tracebacks(except_for: Tuple[Type[BaseException], ...] = ()) -> Iterator[None]:
+    """Around code that is not the project's (mmengine's ``Runner.train()``, mmdet's models): its errors
+    keep their traceback under :func:`tool_main`, even a ``ValueError``, which deep inside a run is no
+    message to a user. The project's own errors (``except_for``) still become one line."""
+    try:
+        yield
+    except except_for:
+        raise
+    except Exception as e:
+        setattr(e, KEEP_TRACEBACK, True)
+        raise
+
+
 def tool_main(main: Optional[Callable] = None, *, errors: Tuple[Type[BaseException], ...] = ()):
     """Decorate a tool's ``main(argv=None) -> int``: :data:`USER_ERRORS` (and ``errors``) become
-    :func:`fail`, unless the environment sets :data:`TRACEBACK_VARIABLE`; a ``None`` result counts
-    as success (0).
+    :func:`fail`, unless the environment sets :data:`TRACEBACK_VARIABLE` or the error came through
+    :func:`keep_tracebacks`; a ``None`` result counts as success (0).
 
     Used bare (``@tool_main``) or with extra error types (``@tool_main(errors=(MyError,))``).
     """
@@ -37,7 +56,7 @@ def tool_main(main: Optional[Callable] = None, *, errors: Tuple[Type[BaseExcepti
             try:
                 code = fn(argv)
             except caught as e:
-                if os.environ.get(TRACEBACK_VARIABLE, '') not in ('', '0'):
+                if getattr(e, KEEP_TRACEBACK, False) or os.environ.get(TRACEBACK_VARIABLE, '') not in ('', '0'):
                     raise
                 fail(str(e))
             return 0 if code is None else int(code)
@@ -65,4 +84,4 @@ def shape_wh(shape: Sequence[int], minimum: int = 32) -> Tuple[int, int]:
     return w, h
 
 
-__all__ = ['USER_ERRORS', 'TRACEBACK_VARIABLE', 'fail', 'tool_main', 'add_shape_argument', 'shape_wh']
+__all__ = ['USER_ERRORS', 'TRACEBACK_VARIABLE', 'fail', 'keep_tracebacks', 'tool_main', 'add_shape_argument', 'shape_wh']

@@ -1,7 +1,7 @@
 """The tools' one way to fail: ``error: <message>`` on stderr, exit status 1, no traceback."""
 import pytest
 
-from rexnet_mmdet.utils.cli import fail, shape_wh, tool_main
+from rexnet_mmdet.utils.cli import fail, keep_tracebacks, shape_wh, tool_main
 
 
 class ToolSpecificError(Exception):
@@ -65,14 +65,51 @@ def test_the_traceback_variable_shows_where_an_error_came_from(monkeypatch, caps
 
 
 def test_every_tool_fails_through_tool_main():
-    """No tool catches and re-words errors by hand: each tool's main is the one tool_main wraps."""
+    """No tool catches and re-words errors by hand: every tool's main is decorated with tool_main."""
+    import ast
     import glob
     import os.path as osp
 
     from rexnet_mmdet.utils.build import PROJECT_ROOT
-    for path in sorted(glob.glob(osp.join(PROJECT_ROOT, 'tools', '**', '*.py'), recursive=True)):
-        text = open(path).read()
-        if 'def main(' not in text:
-            continue
-        assert '@tool_main' in text, f'{path}: main is not decorated with tool_main'
-        assert 'fail(str(e))' not in text, f'{path}: re-words an error by hand'
+    tools = sorted(glob.glob(osp.join(PROJECT_ROOT, 'tools', '**', '*.py'), recursive=True))
+    checked = 0
+    for path in tools:
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == 'main':
+                names = [ast.unparse(d) for d in node.decorator_list] if hasattr(ast, 'unparse') else \
+                    [getattr(d, 'id', None) or getattr(getattr(d, 'func', None), 'id', '') for d in node.decorator_list]
+                assert any(n.split('(')[0] == 'tool_main' for n in names), f'{path}: main is not decorated with tool_main'
+                checked += 1
+        for node in ast.walk(tree):
+            # fail(str(e)) in an except block repeats what tool_main does (fail(f'{context}: {e}') adds to it).
+            if isinstance(node, ast.ExceptHandler) and node.name:
+                repeats = [c for c in ast.walk(node) if isinstance(c, ast.Call) and getattr(c.func, 'id', '') == 'fail'
+                           and len(c.args) == 1 and isinstance(c.args[0], ast.Call)
+                           and getattr(c.args[0].func, 'id', '') == 'str'
+                           and [getattr(a, 'id', '') for a in c.args[0].args] == [node.name]]
+                assert not repeats, f'{path}:{node.lineno}: catches an error only to say it as tool_main would'
+    assert checked >= 12, checked  # train, test, the analysis, deployment, converter and misc tools
+
+
+class _ProjectError(ValueError):
+    pass
+
+
+@tool_main(errors=(_ProjectError,))
+def _main_running_foreign_code(argv=None):
+    with keep_tracebacks(except_for=(_ProjectError,)):
+        if argv[0] == 'foreign':
+            raise ValueError('Expected more than 1 value per channel when training')
+        raise _ProjectError('the neck expects in_channels=[256, 512], but ReXNet returns [38, 61]')
+
+
+def test_errors_of_code_not_the_projects_keep_their_traceback(capsys):
+    """Inside keep_tracebacks (mmengine's Runner in train.py and test.py) a ValueError is not a message to a
+    user: it propagates with its traceback; the project's own errors still become one line."""
+    with pytest.raises(ValueError, match='Expected more than 1 value'):
+        _main_running_foreign_code(['foreign'])
+    with pytest.raises(SystemExit) as exc:
+        _main_running_foreign_code(['own'])
+    assert exc.value.code == 1 and capsys.readouterr().err.startswith('error: the neck expects')

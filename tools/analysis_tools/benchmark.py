@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                'The machine should be otherwise idle: the load average is printed before and after.')
     _add_run_arguments(parser)
     _add_speed_arguments(parser.add_argument_group(
-        'timing (--part backbones, detectors, speed; --repeats and --warmup also roi_align)'))
+        'timing (--part backbones, detectors, speed; --repeats, --warmup and --det-size also roi_align)'))
     _add_memory_arguments(parser.add_argument_group('training memory (--part memory)'))
     _add_train_arguments(parser.add_argument_group('training throughput (--part train)'))
     _add_output_arguments(parser.add_argument_group('output'))
@@ -58,7 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _add_run_arguments(parser) -> None:
-    """What to measure, where, with how many threads and which malloc."""
+    """What to measure, where, with how many threads, which malloc and which numeric settings."""
     parser.add_argument('--part', choices=PARTS, default='speed',
                         help='what to measure: backbones, detectors, roi_align (mmcv\'s RoI Align against the '
                              'batched one, as in a Faster R-CNN at --det-size), memory, train (training '
@@ -67,6 +67,11 @@ def _add_run_arguments(parser) -> None:
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch.set_num_threads (default: the usable CPU cores)')
+    parser.add_argument('--tf32', choices=('on', 'off'), default='off',
+                        help='TF32 for fp32 convolutions and matmuls on a GPU, in every part (default: off)')
+    parser.add_argument('--cudnn-benchmark', choices=('on', 'off'), default='off',
+                        help='cuDNN benchmark mode on a GPU, in every part: autotunes every new shape, in the '
+                             'warm-up calls (default: off)')
     parser.add_argument('--system-malloc', action='store_true',
                         help='leave the C library\'s malloc as it is; by default the tool keeps freed memory for '
                              'reuse (rexnet_mmdet.deploy.keep_freed_memory), for every model alike, as the '
@@ -94,11 +99,6 @@ def _add_speed_arguments(group) -> None:
     group.add_argument('--precisions', nargs='+', choices=tuple(precision.PRECISIONS), default=['fp32'],
                        help='precisions every model runs in (fp16/bf16: under torch.autocast; fp16 needs CUDA; '
                             'default: fp32)')
-    group.add_argument('--tf32', choices=('on', 'off'), default='off',
-                       help='TF32 for fp32 convolutions and matmuls on a GPU (default: off)')
-    group.add_argument('--cudnn-benchmark', choices=('on', 'off'), default='off',
-                       help='cuDNN benchmark mode on a GPU: autotunes every new shape, in the warm-up calls '
-                            '(default: off)')
     group.add_argument('--no-timm', action='store_true',
                        help="backbones: leave out timm's ReXNet and EfficientNet-B0 (compared where timm is "
                             'installed)')
