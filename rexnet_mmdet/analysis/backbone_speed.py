@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..deploy.treatments import treat_backbone
 from ..models.norms import reestimate_batchnorm
 from ..utils.build import build_backbone
-from ..utils.timing import check_device, time_interleaved, warm_up
+from ..utils.timing import check_device, time_interleaved
 from .complexity import count_parameters
 from .precision import autocast, reference_outputs, relative_difference, tf32_off, tolerance
 from .speed import (BASELINE_BACKBONES, REXNET_FINAL_TAP, Timing, check_treatments, runnable_precisions,
@@ -190,10 +190,8 @@ def _time_batch(built: Dict[str, nn.Module], models: Dict[str, Tuple[nn.Module, 
                       for model, row in models.values()}
             strict.update({(name, None): relative_difference(m(x), refs[name]) for name, m in built.items()})
         phases = dict(prepare_s=time.perf_counter() - started)
-        phases['warmup_s'] = warm_up(cases, calls['warmup'], dev, log)  # cuDNN's autotuning, when on, falls here
-        begin = time.perf_counter()
-        times = time_interleaved(cases, calls['repeats'], 0, dev, log, block=calls['block'])
-        phases['timed_s'] = time.perf_counter() - begin
+        times = time_interleaved(cases, calls['repeats'], calls['warmup'], dev, log, block=calls['block'],
+                                 phases=phases)
     group = []
     for label, (model, template) in models.items():
         row = copy.deepcopy(template)

@@ -17,7 +17,7 @@ from ..deploy.mixed_precision import fp32_post_processing
 from ..deploy.treatments import treat_detector
 from ..models.channels import out_channels
 from ..utils.build import CONFIG_DIR, build_detector, calibration_image_size, fake_batch, load_config
-from ..utils.timing import check_device, sync, time_interleaved, warm_up
+from ..utils.timing import check_device, sync, time_interleaved
 from .complexity import count_parameters
 from .precision import autocast, reference_outputs, relative_difference, tf32_off, tolerance
 from .speed import (DEFAULT_DETECTOR_WIDTHS, REFERENCE_DETECTOR, REFERENCE_NAME, Timing, add_ratios,
@@ -310,10 +310,7 @@ def _race(built, batch: int, image_size: Tuple[int, int], precisions: Sequence[s
         timer.enabled = not separate_stages
     with torch.no_grad():
         phases = dict(prepare_s=time.perf_counter() - started)
-        phases['warmup_s'] = warm_up(cases, warmup, dev, log)  # autotuning and graph captures fall here
-        begin = time.perf_counter()
-        times = time_interleaved(cases, repeats, 0, dev, log)
-        phases['timed_s'] = time.perf_counter() - begin
+        times = time_interleaved(cases, repeats, warmup, dev, log, phases=phases)
         if separate_stages:
             for timer in timers.values():
                 timer.enabled = True

@@ -142,14 +142,16 @@ def warm_up(cases: Dict[str, Callable[[], Any]], rounds: int, device: torch.devi
 def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: int = 1,
                      device: torch.device = torch.device('cpu'),
                      log: Optional[Callable[[str], None]] = None, block: int = 1,
-                     pause: float = 0.0) -> Dict[str, List[float]]:
+                     pause: float = 0.0, phases: Optional[Dict[str, float]] = None) -> Dict[str, List[float]]:
     """Seconds of each of ``repeats`` calls of every case, the cases' calls interleaved.
 
     ``warmup`` rounds run first and are not timed. Each round calls every case ``block`` times
     in a row (timing each call), in the cases' order rotated by the round number, so that no
     case always follows the same one. ``pause`` seconds of sleep before each block let thread
     pools that spin after work (ONNX Runtime's, OpenMP's) go quiet, so that one runtime's
-    spinning threads do not slow the next one down.
+    spinning threads do not slow the next one down. ``phases``, when given, gets the seconds of the
+    warm-up rounds (``warmup_s``, where cuDNN's autotuning and graph captures fall) and of the timed
+    ones (``timed_s``).
     """
     if repeats < 1:
         raise ValueError(f'repeats must be at least 1, got {repeats}')
@@ -159,7 +161,8 @@ def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: 
         raise ValueError(f'block must be at least 1, got {block}')
     names = list(cases)
     times: Dict[str, List[float]] = {n: [] for n in names}
-    warm_up(cases, warmup, device, log)
+    warmup_s = warm_up(cases, warmup, device, log)
+    begin = time.perf_counter()
     rounds = -(-repeats // block)
     for r in range(rounds):
         k = r % len(names)
@@ -174,6 +177,8 @@ def time_interleaved(cases: Dict[str, Callable[[], Any]], repeats: int, warmup: 
                 times[name].append(time.perf_counter() - start)
         if log:
             log(f'  round {r + 1}/{rounds}: ' + ', '.join(f'{n} {times[n][-1] * 1e3:.1f} ms' for n in names))
+    if phases is not None:
+        phases.update(warmup_s=warmup_s, timed_s=time.perf_counter() - begin)
     return times
 
 

@@ -20,6 +20,16 @@ def test_interleaved_rounds_rotate_and_count():
     assert calls == list('aabb') + list('ba') and [len(t) for t in times.values()] == [3, 3]
 
 
+def test_phases_split_warm_up_from_timed_calls():
+    """The warm-up round (one call of 20 ms) and the timed ones (four of 20 ms) are reported apart."""
+    import time
+    cases = {'slow': lambda: time.sleep(0.02)}
+    phases = {'prepare_s': 1.5}
+    times = time_interleaved(cases, repeats=4, warmup=1, phases=phases)
+    assert set(phases) == {'prepare_s', 'warmup_s', 'timed_s'} and phases['prepare_s'] == 1.5
+    assert 0.02 <= phases['warmup_s'] < phases['timed_s'] and sum(times['slow']) <= phases['timed_s']
+
+
 def test_medians_and_machine_info():
     assert medians({'a': [3.0, 1.0, 2.0]}) == {'a': 2.0}
     info = machine_info()
