@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..engine import find_resume_checkpoint, load_checkpoint_file, read_scalar_logs
+from ..engine import find_resume_checkpoint, load_checkpoint_file, read_scalar_logs, scalar_log_file
 from ..models.channels import family_name
 from ..utils.build import load_config
 from .paper import paper_detector
@@ -153,15 +153,6 @@ def _sessions(work_dir: str) -> List[str]:
                   if _STAMP.match(n) and osp.isdir(osp.join(work_dir, n)))
 
 
-def _scalar_file(session: str) -> Optional[str]:
-    stamp = osp.basename(session)
-    for name in (f'{stamp}.json', 'scalars.json'):
-        path = osp.join(session, 'vis_data', name)
-        if osp.isfile(path):
-            return path
-    return None
-
-
 def _unreadable_lines(path: str) -> int:
     bad = 0
     with open(path, errors='replace') as f:
@@ -202,7 +193,7 @@ def _when(val_record: Dict[str, Any], by_epoch: bool) -> str:
 def _read_logs(run: RunResult, sessions: List[str], by_epoch: bool) -> None:
     train_files, tests = [], []
     for session in sessions:
-        scalars = _scalar_file(session)
+        scalars = scalar_log_file(session)
         metrics = osp.join(session, f'{osp.basename(session)}.json')
         if scalars:
             bad = _unreadable_lines(scalars)
@@ -252,7 +243,7 @@ def _read_logs(run: RunResult, sessions: List[str], by_epoch: bool) -> None:
 
 
 def _is_training_session(session: str) -> bool:
-    scalars = _scalar_file(session)
+    scalars = scalar_log_file(session)
     return scalars is not None and bool(read_scalar_logs([scalars]).train)
 
 

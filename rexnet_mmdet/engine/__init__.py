@@ -13,7 +13,7 @@ from .backbone_start import check_backbone_start
 from .checkpoint_config import prepare_checkpoints
 from .checkpoint_content import check_training_checkpoint, check_weights_fit, checkpoint_state_dict
 from .checkpoint_hook import CheckpointCheckHook
-from .curves import TrainingCurvesHook, plot_training_curves, read_scalar_logs
+from .curves import TrainingCurvesHook, plot_training_curves, read_scalar_logs, scalar_log_file
 from .data_checks import DatasetCheckError, check_run_data
 from .empty_dataset import register_empty_dataset_check
 from .mmengine_loader import register_safe_checkpoint_loader
@@ -34,6 +34,6 @@ __all__ = [
     'is_readable_checkpoint', 'load_checkpoint', 'load_checkpoint_file', 'prepare_checkpoints',
     'register_safe_checkpoint_loader', 'check_backbone_start', 'AtomicLocalBackend', 'ATOMIC_BACKEND',
     'ReXNetGuardHook', 'add_guard', 'ChannelMismatchError', 'TrainingCurvesHook', 'plot_training_curves',
-    'read_scalar_logs', 'DatasetCheckError', 'check_run_data', 'register_empty_dataset_check',
+    'read_scalar_logs', 'scalar_log_file', 'DatasetCheckError', 'check_run_data', 'register_empty_dataset_check',
     'StrideMismatchError', 'check_feature_strides', 'RUN_ERRORS'
 ]

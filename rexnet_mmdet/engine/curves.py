@@ -24,16 +24,20 @@ class TrainingLog:
     val: List[Dict[str, float]] = field(default_factory=list)
 
 
-def _session_files(work_dir: str) -> List[str]:
-    files = []
-    for vis_dir in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data'))):
-        stamp = osp.basename(osp.dirname(vis_dir))
-        path = osp.join(vis_dir, f'{stamp}.json')
-        if not osp.isfile(path):
-            path = osp.join(vis_dir, 'scalars.json')
+def scalar_log_file(session: str) -> Optional[str]:
+    """The scalar log of one session folder (``<work_dir>/<timestamp>``): ``vis_data/<timestamp>.json``,
+    else ``vis_data/scalars.json``; None when it has neither."""
+    stamp = osp.basename(osp.normpath(session))
+    for name in (f'{stamp}.json', 'scalars.json'):
+        path = osp.join(session, 'vis_data', name)
         if osp.isfile(path):
-            files.append(path)
-    return files
+            return path
+    return None
+
+
+def _session_files(work_dir: str) -> List[str]:
+    sessions = sorted(osp.dirname(v) for v in glob.glob(osp.join(work_dir, '*', 'vis_data')))
+    return [path for path in map(scalar_log_file, sessions) if path]
 
 
 def read_scalar_logs(paths: List[str]) -> TrainingLog:
