@@ -106,7 +106,7 @@ def _dataset_class(ds_cfg: dict):
         return None
 
 
-def _reads_coco_files(cls) -> bool:
+def reads_coco_files(cls) -> bool:
     """Whether the dataset reads its annotation file the way ``CocoDataset`` does.
 
     Subclasses that keep CocoDataset's reading (``ShapesDataset``, a user's ``MyCocoDataset``)
@@ -304,7 +304,7 @@ def check_dataset(loader: str, ds_cfg: dict, for_evaluation: bool, model_cfg: Op
     """Check one (leaf) dataset config; raise ``DatasetCheckError`` on a problem.
 
     Every dataset with a local ``ann_file`` must have it; COCO instance datasets (see
-    ``_reads_coco_files``) are checked in depth. Returns None for what was not looked into.
+    ``reads_coco_files``) are checked in depth. Returns None for what was not looked into.
     """
     if not ds_cfg.get('ann_file'):
         return None  # no annotation file (e.g. a folder of images): nothing to look at
@@ -315,7 +315,7 @@ def check_dataset(loader: str, ds_cfg: dict, for_evaluation: bool, model_cfg: Op
     if not osp.isfile(ann_file):
         raise _missing_dataset_error(loader, ds_cfg, ann_file)
     cls = _dataset_class(ds_cfg)
-    if not _reads_coco_files(cls):
+    if not reads_coco_files(cls):
         return None  # another format (LVIS, VOC, panoptic ...): mmdet reads and reports it
     summary = DatasetSummary(loader, ann_file)
     if osp.getsize(ann_file) > deep_limit_mb * 2 ** 20:
@@ -402,7 +402,7 @@ def report_dropped_boxes(cfg: Config, loaders: Sequence[str]) -> None:
     from mmengine.logging import print_log
     for loader in loaders:
         for ds in _leaf_datasets((cfg.get(loader) or {}).get('dataset')):
-            if not ds.get('ann_file') or not _reads_coco_files(_dataset_class(ds)):
+            if not ds.get('ann_file') or not reads_coco_files(_dataset_class(ds)):
                 continue
             ann_file = _resolve(ds.get('data_root') or '', ds['ann_file'])
             if _is_remote(ann_file) or not osp.isfile(ann_file) \

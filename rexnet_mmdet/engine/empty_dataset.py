@@ -10,28 +10,27 @@ config's ``custom_imports`` does) wraps ``BaseDataset._serialize_data``: an empt
 MMDetection kept no image (:func:`.dropped_annotations.empty_training_split`). Datasets with samples
 are serialised exactly as before.
 """
-import json
 import os.path as osp
 from typing import Optional
 
 from mmengine.dataset import BaseDataset
 
-from .data_checks import DEEP_CHECK_LIMIT_MB, DatasetCheckError
+from .data_checks import DEEP_CHECK_LIMIT_MB, DatasetCheckError, load_coco_json, reads_coco_files
 from .dropped_annotations import empty_training_split
 
 
 def _coco_reason(dataset) -> Optional[str]:
-    """The training-split message for a local COCO-format file, else None."""
+    """The training-split message for a local file of a dataset that reads COCO files as ``CocoDataset``
+    does (the datasets :func:`.data_checks.check_dataset` looks into), else None."""
     ann_file = getattr(dataset, 'ann_file', '') or ''
-    if (getattr(dataset, 'test_mode', True) or not osp.isfile(ann_file)
-            or osp.getsize(ann_file) > DEEP_CHECK_LIMIT_MB << 20):
+    if (getattr(dataset, 'test_mode', True) or not reads_coco_files(type(dataset)) or not osp.isfile(ann_file)
+            or osp.getsize(ann_file) > DEEP_CHECK_LIMIT_MB * 2 ** 20):
         return None
     try:
-        with open(ann_file, encoding='utf-8') as f:
-            data = json.load(f)
+        data = load_coco_json(ann_file)
         classes = dataset.metainfo.get('classes')
         return empty_training_split(data, ann_file, list(classes) if classes else None, dataset.filter_cfg)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (DatasetCheckError, KeyError, TypeError):  # a file mmdet read but that is not whole COCO
         return None
 
 
